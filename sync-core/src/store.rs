@@ -1,0 +1,103 @@
+//! The `Store` and `CheckpointStore` traits: where records, checkpoints and
+//! the run history are kept.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use crate::coverage::Coverage;
+use crate::error::Result;
+use crate::interval::DayRange;
+use crate::record::{Record, RecordChange, StoredRecord, StreamId};
+use crate::run::{RecordCounts, RunId, RunReport};
+
+/// One batch to store: its records and the units it covers, written together.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchCommit<'a> {
+    /// The run writing it (change log entries point to it).
+    pub run: &'a RunId,
+    /// The stream.
+    pub stream: &'a StreamId,
+    /// The records fetched for the batch.
+    pub records: &'a [Record],
+    /// The units the batch covers; marked covered in the same transaction.
+    pub covered: &'a Coverage,
+}
+
+/// Which stored records a source wants to see.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExistingQuery {
+    /// Records of `entity` with these external ids.
+    ByIds {
+        /// The kind of entity.
+        entity: String,
+        /// External ids.
+        ids: Vec<String>,
+    },
+    /// Records of `entity` that belong to these local days (deleted ones
+    /// included).
+    InDays {
+        /// The kind of entity.
+        entity: String,
+        /// The days, inclusive.
+        range: DayRange,
+    },
+}
+
+/// Where records go.
+///
+/// Implementations are object-safe and shared as `Arc<dyn Store>`; the same
+/// type usually implements [`CheckpointStore`] too. The conformance checks
+/// in `sync_core::testkit` (feature `testkit`) say what every implementation
+/// must do.
+#[async_trait]
+pub trait Store: Send + Sync + Debug {
+    /// Stores a batch's records and marks its units covered, in one
+    /// transaction: either both are durable or neither is.
+    ///
+    /// Records are keyed by (stream source, entity, external id). A record
+    /// whose content hash is unchanged counts as unchanged and is not
+    /// rewritten; a changed one is updated and gets a change log entry
+    /// naming the fields that changed; a record marked deleted that was not
+    /// deleted before counts as deleted. Committing the same batch again
+    /// changes nothing and counts everything as unchanged.
+    async fn commit(&self, batch: BatchCommit<'_>) -> Result<RecordCounts>;
+
+    /// Records already stored for `stream` that match `query`.
+    async fn existing(&self, stream: &StreamId, query: &ExistingQuery) -> Result<Vec<StoredRecord>>;
+
+    /// How many records (not deleted) the store holds per local day in
+    /// `range`; days with none are left out.
+    async fn day_counts(&self, stream: &StreamId, range: DayRange)
+        -> Result<BTreeMap<NaiveDate, u64>>;
+}
+
+/// Where checkpoints (coverage) and the run history are kept.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + Debug {
+    /// The units of `stream` whose records are stored.
+    async fn coverage(&self, stream: &StreamId) -> Result<Coverage>;
+
+    /// Forgets the coverage of `units` (to force a re-sync). Records stay.
+    async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> Result<()>;
+
+    /// Records the start of a run (status in progress) and takes the lease on
+    /// its stream. Fails with [`crate::SyncError::Busy`] while another live
+    /// run holds the lease; a lease left by a process that died is taken
+    /// over, and that run is marked failed.
+    async fn begin_run(&self, run: &RunReport) -> Result<()>;
+
+    /// Records the end of a run (its final report) and releases the lease.
+    async fn finish_run(&self, run: &RunReport) -> Result<()>;
+
+    /// The most recent runs, newest first; only those of `stream` when given.
+    async fn runs(&self, stream: Option<&StreamId>, limit: usize) -> Result<Vec<RunReport>>;
+
+    /// One run, if known.
+    async fn run(&self, id: &RunId) -> Result<Option<RunReport>>;
+
+    /// What a run changed: one entry per record created, updated or deleted.
+    async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>>;
+}
