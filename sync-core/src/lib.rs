@@ -32,6 +32,7 @@ pub mod plan;
 pub mod record;
 pub mod retry;
 pub mod run;
+pub mod secret;
 pub mod source;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -48,6 +49,7 @@ pub use record::{
     ChangeKind, ContentHash, FieldChange, Record, RecordChange, StoredRecord, StreamId, Unit,
 };
 pub use retry::RetryPolicy;
+pub use secret::Secret;
 pub use run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 pub use source::{FetchContext, RunMeter, Source, SourceInfo};
 pub use store::{BatchCommit, CheckpointStore, ExistingQuery, Store};

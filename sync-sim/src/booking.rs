@@ -1,0 +1,1 @@
+//! Simulator of the hosted booking web app (scraped by sync-source-scraper).
