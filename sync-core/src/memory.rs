@@ -1,5 +1,432 @@
-//! In-memory store.
+//! In-memory store: a [`Store`] and [`CheckpointStore`] kept in a mutex.
+//!
+//! It follows the trait documents exactly and passes the conformance checks
+//! in `sync_core::testkit`, so tests and examples can use it in place of a
+//! database. For tests of error handling it has fault hooks:
+//! [`MemoryStore::fail_next_commits`] and [`MemoryStore::set_commit_delay`].
 
-/// An in-memory Store and CheckpointStore, for tests and examples.
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+
+use crate::coverage::Coverage;
+use crate::error::{Result, SyncError};
+use crate::interval::DayRange;
+use crate::record::{diff_payloads, ChangeKind, RecordChange, StoredRecord, StreamId, Unit};
+use crate::run::{RecordCounts, RunId, RunReport, RunStatus};
+use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+
+/// Which error an injected commit fault returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitFault {
+    /// [`SyncError::Retryable`]: a temporary failure (lost connection).
+    Retryable,
+    /// [`SyncError::Fatal`]: a failure retrying will not fix (disk full).
+    Fatal,
+}
+
+/// An in-memory [`Store`] and [`CheckpointStore`], for tests and examples.
+///
+/// Records are keyed by (stream source, entity, external id); coverage, the
+/// run history and leases are kept per stream. Nothing survives the value.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+// A summary only: the records' payloads must not reach logs.
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("records", &inner.records.len())
+            .field("streams", &inner.coverage.len())
+            .field("runs", &inner.runs.len())
+            .field("commits", &inner.commits)
+            .finish_non_exhaustive()
+    }
+}
+
+type RecordKey = (String, String, String);
+
 #[derive(Debug, Default)]
-pub struct MemoryStore {}
+struct Inner {
+    records: BTreeMap<RecordKey, StoredRecord>,
+    coverage: HashMap<StreamId, Coverage>,
+    // Run reports in the order they were begun.
+    runs: Vec<RunReport>,
+    changes: HashMap<RunId, Vec<RecordChange>>,
+    // The run holding the lease of each stream.
+    leases: HashMap<StreamId, RunId>,
+    commits: u64,
+    faults: VecDeque<CommitFault>,
+    commit_delay: Duration,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic in another test thread must not hide the data from this one.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Test hook: the next `n` calls of [`Store::commit`] fail with `fault`
+    /// and change nothing (as a rolled-back transaction would). Faults queue
+    /// up: calling this twice makes `n1 + n2` commits fail, in call order.
+    pub fn fail_next_commits(&self, n: usize, fault: CommitFault) {
+        self.lock().faults.extend(std::iter::repeat(fault).take(n));
+    }
+
+    /// Test hook: every commit waits `delay` (on the tokio clock) before it
+    /// writes, so a test can cancel a run while a commit is under way.
+    pub fn set_commit_delay(&self, delay: Duration) {
+        self.lock().commit_delay = delay;
+    }
+
+    /// How many commits succeeded so far.
+    pub fn commit_count(&self) -> u64 {
+        self.lock().commits
+    }
+
+    /// Every record stored for `source` (the [`StreamId::source`]), sorted
+    /// by entity and external id, deleted ones included.
+    pub fn records_of_source(&self, source: &str) -> Vec<StoredRecord> {
+        self.lock()
+            .records
+            .iter()
+            .filter(|((s, _, _), _)| s == source)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+}
+
+fn lease_busy(stream: &StreamId, holder: &RunId) -> SyncError {
+    SyncError::Busy {
+        message: format!("run {holder} is still in progress on stream {stream}"),
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn commit(&self, batch: BatchCommit<'_>) -> Result<RecordCounts> {
+        let delay = self.lock().commit_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut inner = self.lock();
+        if let Some(fault) = inner.faults.pop_front() {
+            return Err(match fault {
+                CommitFault::Retryable => SyncError::retryable("injected commit failure"),
+                CommitFault::Fatal => SyncError::fatal("injected commit failure"),
+            });
+        }
+        // Everything below happens under one lock: records, change log and
+        // coverage become visible together.
+        let now = Utc::now();
+        let mut counts = RecordCounts::default();
+        let mut changes = Vec::new();
+        for record in batch.records {
+            let key = (
+                batch.stream.source.clone(),
+                record.entity.clone(),
+                record.external_id.clone(),
+            );
+            let new = StoredRecord {
+                entity: record.entity.clone(),
+                external_id: record.external_id.clone(),
+                unit: record.unit,
+                payload: record.payload.clone(),
+                hash: record.hash,
+                deleted: record.deleted,
+                last_changed: now,
+            };
+            let kind = match inner.records.get(&key) {
+                None => Some(ChangeKind::Created),
+                Some(old) if old.hash == record.hash && old.deleted == record.deleted => None,
+                Some(old) if record.deleted && !old.deleted => Some(ChangeKind::Deleted),
+                Some(_) => Some(ChangeKind::Updated),
+            };
+            let Some(kind) = kind else {
+                counts.unchanged += 1;
+                continue;
+            };
+            let fields = match (kind, inner.records.get(&key)) {
+                (ChangeKind::Created, _) | (_, None) => Vec::new(),
+                (_, Some(old)) => diff_payloads(&old.payload, &record.payload),
+            };
+            match kind {
+                ChangeKind::Created => counts.created += 1,
+                ChangeKind::Updated => counts.updated += 1,
+                ChangeKind::Deleted => counts.deleted += 1,
+            }
+            changes.push(RecordChange {
+                entity: record.entity.clone(),
+                external_id: record.external_id.clone(),
+                kind,
+                fields,
+            });
+            inner.records.insert(key, new);
+        }
+        if !changes.is_empty() {
+            inner
+                .changes
+                .entry(batch.run.clone())
+                .or_default()
+                .extend(changes);
+        }
+        inner
+            .coverage
+            .entry(batch.stream.clone())
+            .or_default()
+            .extend(batch.covered);
+        inner.commits += 1;
+        Ok(counts)
+    }
+
+    async fn existing(
+        &self,
+        stream: &StreamId,
+        query: &ExistingQuery,
+    ) -> Result<Vec<StoredRecord>> {
+        let inner = self.lock();
+        Ok(match query {
+            ExistingQuery::ByIds { entity, ids } => {
+                let mut ids: Vec<&String> = ids.iter().collect();
+                ids.sort();
+                ids.dedup();
+                ids.into_iter()
+                    .filter_map(|id| {
+                        inner
+                            .records
+                            .get(&(stream.source.clone(), entity.clone(), id.clone()))
+                            .cloned()
+                    })
+                    .collect()
+            }
+            ExistingQuery::InDays { entity, range } => inner
+                .records
+                .iter()
+                .filter(|((s, e, _), r)| {
+                    s == &stream.source
+                        && e == entity
+                        && matches!(r.unit, Unit::Day(d) if range.contains(d))
+                })
+                .map(|(_, r)| r.clone())
+                .collect(),
+        })
+    }
+
+    async fn day_counts(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> Result<BTreeMap<NaiveDate, u64>> {
+        let inner = self.lock();
+        let mut counts = BTreeMap::new();
+        for ((source, _, _), record) in &inner.records {
+            if source != &stream.source || record.deleted {
+                continue;
+            }
+            if let Unit::Day(day) = record.unit {
+                if range.contains(day) {
+                    *counts.entry(day).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(counts)
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for MemoryStore {
+    async fn coverage(&self, stream: &StreamId) -> Result<Coverage> {
+        Ok(self
+            .lock()
+            .coverage
+            .get(stream)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(covered) = inner.coverage.get(stream) else {
+            return Ok(());
+        };
+        // IntervalSet has no removal: rebuild from the gaps left by `units`.
+        let mut kept = Coverage::default();
+        for span in covered.days.spans() {
+            for gap in units.days.gaps(span) {
+                kept.days.insert(gap);
+            }
+        }
+        for span in covered.keys.spans() {
+            for gap in units.keys.gaps(span) {
+                kept.keys.insert(gap);
+            }
+        }
+        inner.coverage.insert(stream.clone(), kept);
+        Ok(())
+    }
+
+    async fn begin_run(&self, run: &RunReport) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(holder) = inner.leases.get(&run.stream) {
+            // In memory every lease belongs to this process, so a lease whose
+            // run is still in progress is live.
+            let live = inner
+                .runs
+                .iter()
+                .any(|r| &r.id == holder && r.status == RunStatus::InProgress);
+            if live {
+                return Err(lease_busy(&run.stream, holder));
+            }
+        }
+        inner.leases.insert(run.stream.clone(), run.id.clone());
+        let mut report = run.clone();
+        report.status = RunStatus::InProgress;
+        report.finished_at = None;
+        match inner.runs.iter_mut().find(|r| r.id == run.id) {
+            Some(existing) => *existing = report,
+            None => inner.runs.push(report),
+        }
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: &RunReport) -> Result<()> {
+        let mut inner = self.lock();
+        match inner.runs.iter_mut().find(|r| r.id == run.id) {
+            Some(existing) => *existing = run.clone(),
+            None => inner.runs.push(run.clone()),
+        }
+        if inner.leases.get(&run.stream) == Some(&run.id) {
+            inner.leases.remove(&run.stream);
+        }
+        Ok(())
+    }
+
+    async fn runs(&self, stream: Option<&StreamId>, limit: usize) -> Result<Vec<RunReport>> {
+        let inner = self.lock();
+        // Newest first by start time; among equal start times, the one begun
+        // last first.
+        let mut runs: Vec<(usize, &RunReport)> = inner
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| stream.map_or(true, |s| &r.stream == s))
+            .collect();
+        runs.sort_by(|(i, a), (j, b)| b.started_at.cmp(&a.started_at).then(j.cmp(i)));
+        Ok(runs
+            .into_iter()
+            .take(limit)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    async fn run(&self, id: &RunId) -> Result<Option<RunReport>> {
+        Ok(self.lock().runs.iter().find(|r| &r.id == id).cloned())
+    }
+
+    async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>> {
+        Ok(self.lock().changes.get(id).cloned().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interval::Span;
+    use crate::record::Record;
+    use serde_json::json;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn faults_fail_commits_in_order_and_change_nothing() {
+        let store = MemoryStore::new();
+        let stream = StreamId::new("s", "x");
+        let run = RunId("r".into());
+        let records = [Record::new(
+            "e",
+            "1",
+            Unit::Day(day("2024-01-01")),
+            json!({"a": 1}),
+        )];
+        let mut covered = Coverage::default();
+        covered.days.insert(Span::single(day("2024-01-01")));
+        let commit = BatchCommit {
+            run: &run,
+            stream: &stream,
+            records: &records,
+            covered: &covered,
+        };
+        store.fail_next_commits(1, CommitFault::Retryable);
+        store.fail_next_commits(1, CommitFault::Fatal);
+        assert!(matches!(
+            store.commit(commit).await,
+            Err(SyncError::Retryable { .. })
+        ));
+        assert!(matches!(
+            store.commit(commit).await,
+            Err(SyncError::Fatal { .. })
+        ));
+        assert!(store.coverage(&stream).await.unwrap().is_empty());
+        assert!(store.records_of_source("s").is_empty());
+        assert_eq!(store.commit(commit).await.unwrap().created, 1);
+        assert_eq!(store.commit_count(), 1);
+        assert_eq!(store.records_of_source("s").len(), 1);
+    }
+
+    #[test]
+    fn debug_shows_no_payload() {
+        let store = MemoryStore::new();
+        store.lock().records.insert(
+            ("s".into(), "e".into(), "1".into()),
+            StoredRecord {
+                entity: "e".into(),
+                external_id: "1".into(),
+                unit: Unit::Key(1),
+                payload: json!({"phone": "+7 900 123"}),
+                hash: crate::ContentHash::of_json(&json!({}), &[]),
+                deleted: false,
+                last_changed: Utc::now(),
+            },
+        );
+        let debug = format!("{store:?}");
+        assert!(debug.contains("records: 1"), "{debug}");
+        assert!(!debug.contains("+7 900"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn finished_lease_can_be_taken_again() {
+        let store = MemoryStore::new();
+        let stream = StreamId::new("s", "x");
+        let mut a = RunReport::start(
+            RunId("a".into()),
+            stream.clone(),
+            Default::default(),
+            "t",
+            Utc::now(),
+        );
+        store.begin_run(&a).await.unwrap();
+        a.status = RunStatus::Failed;
+        store.finish_run(&a).await.unwrap();
+        let b = RunReport::start(
+            RunId("b".into()),
+            stream,
+            Default::default(),
+            "t",
+            Utc::now(),
+        );
+        store.begin_run(&b).await.unwrap();
+    }
+}

@@ -1,0 +1,16 @@
+//! The conformance suite against the in-memory store.
+
+use sync_core::{testkit, MemoryStore};
+
+#[tokio::test]
+async fn memory_store_passes_the_conformance_suite() {
+    let store = MemoryStore::new();
+    testkit::run_all(&store, &store).await;
+}
+
+#[tokio::test]
+async fn checks_can_share_one_store_and_run_twice() {
+    let store = MemoryStore::new();
+    testkit::run_all(&store, &store).await;
+    testkit::run_all(&store, &store).await;
+}
