@@ -171,15 +171,25 @@ impl fmt::Display for BatchSpan {
 /// The UTC instant at which local `day` starts in `tz`.
 ///
 /// Midnight may not exist (a DST jump at 00:00) or may exist twice; the day
-/// then starts at the first local instant that exists.
+/// then starts at the first local instant that exists. A day the zone skipped
+/// altogether (Samoa's 2011-12-30) lasts no time: it starts where the next
+/// day starts.
 pub fn local_day_start_utc(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
-    let mut time = NaiveTime::MIN;
-    // DST gaps are at most a few hours; step in quarter hours until one exists.
-    for _ in 0..(4 * 24) {
-        if let Some(t) = tz.from_local_datetime(&day.and_time(time)).earliest() {
-            return t.with_timezone(&Utc);
+    let mut day = day;
+    // Zones have skipped at most one whole day; look a few days ahead.
+    for _ in 0..4 {
+        let mut time = NaiveTime::MIN;
+        // DST gaps are at most a few hours; step in quarter hours until one exists.
+        for _ in 0..(4 * 24) {
+            if let Some(t) = tz.from_local_datetime(&day.and_time(time)).earliest() {
+                return t.with_timezone(&Utc);
+            }
+            time += ChronoDuration::minutes(15);
         }
-        time += ChronoDuration::minutes(15);
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
     }
     // Unreachable for real zones; fall back to UTC midnight rather than panic.
     day.and_time(NaiveTime::MIN).and_utc()
@@ -259,10 +269,7 @@ fn chunk_spans<T: Point>(gaps: Vec<Span<T>>, size: u64, order: Order) -> Vec<Spa
     let size = i128::from(size);
     let mut out = Vec::new();
     let mut push = |a: i128, b: i128| {
-        if let (Some(first), Some(last)) = (
-            T::from_index(a as i64),
-            T::from_index(b as i64),
-        ) {
+        if let (Some(first), Some(last)) = (T::from_index(a as i64), T::from_index(b as i64)) {
             out.push(Span { first, last });
         }
     };
@@ -317,10 +324,7 @@ mod tests {
     fn days_split_newest_first_and_oldest_first() {
         let t = Target::days(d("2024-09-01"), d("2024-09-10"), chrono_tz::Europe::Moscow).unwrap();
         let newest = split(&t, n(4), Order::NewestFirst);
-        let ranges: Vec<String> = newest
-            .iter()
-            .map(|b| b.span.to_string())
-            .collect();
+        let ranges: Vec<String> = newest.iter().map(|b| b.span.to_string()).collect();
         assert_eq!(
             ranges,
             [
@@ -340,7 +344,10 @@ mod tests {
     fn inverted_and_empty_ranges_are_errors() {
         let tz = chrono_tz::UTC;
         let e = Target::days(d("2024-09-02"), d("2024-09-01"), tz).unwrap_err();
-        assert!(e.to_string().contains("2024-09-02 is after 2024-09-01"), "{e}");
+        assert!(
+            e.to_string().contains("2024-09-02 is after 2024-09-01"),
+            "{e}"
+        );
         assert!(Target::days_exclusive(d("2024-09-02"), d("2024-09-02"), tz).is_err());
         let t = Target::days_exclusive(d("2024-09-01"), d("2024-09-03"), tz).unwrap();
         assert_eq!(t.unit_count(), 2);

@@ -43,10 +43,18 @@ impl Coverage {
                 }
                 let total = wanted.len();
                 let target = match (wanted.spans().next(), wanted.spans().last()) {
-                    (Some(a), Some(b)) => Span { first: a.first, last: b.last },
+                    (Some(a), Some(b)) => Span {
+                        first: a.first,
+                        last: b.last,
+                    },
                     _ => Span::single(0),
                 };
-                TargetCoverage::Keys(CoverageSummary { target, covered, total, gaps })
+                TargetCoverage::Keys(CoverageSummary {
+                    target,
+                    covered,
+                    total,
+                    gaps,
+                })
             }
         }
     }

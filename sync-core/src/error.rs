@@ -180,6 +180,9 @@ mod tests {
         let e = SyncError::RateLimited {
             retry_after: Some(Duration::from_secs(3)),
         };
-        assert_eq!(e.to_string(), "rate limited by the server (retry after 3.0s)");
+        assert_eq!(
+            e.to_string(),
+            "rate limited by the server (retry after 3.0s)"
+        );
     }
 }

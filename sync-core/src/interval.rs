@@ -336,7 +336,10 @@ mod tests {
     #[test]
     fn insert_swallows_many_ranges() {
         let s = set(&[(1, 1), (3, 3), (5, 5), (7, 7), (0, 8)]);
-        assert_eq!(s.spans().collect::<Vec<_>>(), vec![Span::new(0, 8).unwrap()]);
+        assert_eq!(
+            s.spans().collect::<Vec<_>>(),
+            vec![Span::new(0, 8).unwrap()]
+        );
     }
 
     #[test]

@@ -44,13 +44,16 @@ pub use engine::{Engine, ProgressEvent, SyncOptions};
 pub use error::{BoxError, Result, SyncError};
 pub use interval::{CoverageSummary, DayRange, IntervalSet, KeyRange, Span};
 pub use limiter::{RateLimiter, RateLimits};
-pub use memory::MemoryStore;
+pub use memory::{CommitFault, MemoryStore};
+pub use plan::{
+    PaceSettings, Plan, Preset, Risk, Strategy, StrategyComparison, StrategyEstimate, Workload,
+};
 pub use record::{
     ChangeKind, ContentHash, FieldChange, Record, RecordChange, StoredRecord, StreamId, Unit,
 };
 pub use retry::RetryPolicy;
-pub use secret::Secret;
 pub use run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
+pub use secret::Secret;
 pub use source::{FetchContext, RunMeter, Source, SourceInfo};
 pub use store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
 

@@ -64,7 +64,9 @@ impl RateLimits {
         Self {
             per_second: self.per_second.map(scale),
             per_minute: self.per_minute.map(scale),
-            min_spacing: self.min_spacing.map(|d| d.div_f64(u)),
+            min_spacing: self
+                .min_spacing
+                .map(|d| Duration::try_from_secs_f64(d.as_secs_f64() / u).unwrap_or(Duration::MAX)),
         }
     }
 
@@ -111,7 +113,9 @@ mod opt_millis {
             None => s.serialize_none(),
         }
     }
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
@@ -329,7 +333,10 @@ impl RateLimiter {
 
     /// The current slow-down factor (1.0 at full speed).
     pub fn slowdown(&self) -> f64 {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).slowdown
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .slowdown
     }
 }
 
@@ -353,7 +360,11 @@ mod tests {
         }
         if let Some(sp) = limits.min_spacing {
             for pair in times.windows(2) {
-                assert!(pair[1] - pair[0] >= sp, "spacing {:?} < {sp:?}", pair[1] - pair[0]);
+                assert!(
+                    pair[1] - pair[0] >= sp,
+                    "spacing {:?} < {sp:?}",
+                    pair[1] - pair[0]
+                );
             }
         }
     }
@@ -433,9 +444,15 @@ mod tests {
             pauses.push(Instant::now() - t);
         }
         // 1 s, 2 s, 4 s, each +-25%.
-        assert!(pauses[0] >= Duration::from_millis(750) && pauses[0] <= Duration::from_millis(1250));
-        assert!(pauses[1] >= Duration::from_millis(1500) && pauses[1] <= Duration::from_millis(2500));
-        assert!(pauses[2] >= Duration::from_millis(3000) && pauses[2] <= Duration::from_millis(5000));
+        assert!(
+            pauses[0] >= Duration::from_millis(750) && pauses[0] <= Duration::from_millis(1250)
+        );
+        assert!(
+            pauses[1] >= Duration::from_millis(1500) && pauses[1] <= Duration::from_millis(2500)
+        );
+        assert!(
+            pauses[2] >= Duration::from_millis(3000) && pauses[2] <= Duration::from_millis(5000)
+        );
     }
 
     #[test]
@@ -448,5 +465,10 @@ mod tests {
         assert!(RateLimits::UNLIMITED.is_unlimited());
         let spaced = RateLimits::UNLIMITED.with_min_spacing(Duration::from_secs(2));
         assert_eq!(spaced.sustained_rate(), Some(0.5));
+        // Scaling never panics, even where the spacing overflows.
+        let huge = RateLimits::UNLIMITED
+            .with_min_spacing(Duration::MAX)
+            .scaled(0.5);
+        assert_eq!(huge.min_spacing, Some(Duration::MAX));
     }
 }

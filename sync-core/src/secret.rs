@@ -65,7 +65,9 @@ mod tests {
         struct Config {
             password: Secret,
         }
-        let c = Config { password: s.clone() };
+        let c = Config {
+            password: s.clone(),
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
         assert_eq!(s.expose(), "hunter2");
     }

@@ -66,12 +66,16 @@ pub trait Store: Send + Sync + Debug {
     async fn commit(&self, batch: BatchCommit<'_>) -> Result<RecordCounts>;
 
     /// Records already stored for `stream` that match `query`.
-    async fn existing(&self, stream: &StreamId, query: &ExistingQuery) -> Result<Vec<StoredRecord>>;
+    async fn existing(&self, stream: &StreamId, query: &ExistingQuery)
+        -> Result<Vec<StoredRecord>>;
 
     /// How many records (not deleted) the store holds per local day in
     /// `range`; days with none are left out.
-    async fn day_counts(&self, stream: &StreamId, range: DayRange)
-        -> Result<BTreeMap<NaiveDate, u64>>;
+    async fn day_counts(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> Result<BTreeMap<NaiveDate, u64>>;
 }
 
 /// Where checkpoints (coverage) and the run history are kept.
