@@ -1,1 +1,0 @@
-//! Simulator of the YClients REST API.

@@ -1,0 +1,453 @@
+//! Simulator of the YClients REST API, written from the public reference
+//! (`reference/yclients-api.md`), not from the adapter's types.
+//!
+//! An HTTP server on 127.0.0.1 serving seeded, deterministic data for one or
+//! more companies: `POST /auth`, `POST /company/{id}/clients/search`,
+//! `GET /clients/{id}` (deprecated list with `changed_after`),
+//! `GET /client/{company}/{id}`, `GET /records/{company}` and
+//! `POST /company/{id}/clients/visits/search`, in the `{success, data, meta}`
+//! envelope. It enforces the documented limits (by default 5/s and 200/min
+//! per client IP) with 429, counts every request and every breach, and can
+//! inject faults (5xx, slow answers, truncated bodies, token revocation,
+//! random 429s, data changing during a sync).
+//!
+//! Choices where the reference is silent (documented so that a test can tell):
+//! - `changed_after` / `changed_before` are read as ISO 8601; an offset is
+//!   honoured, a time without one is read in the company's time zone; the
+//!   bound is inclusive (`last_change >= changed_after`).
+//! - `GET /records` is ordered by `datetime`, then `id`; default `count` 50,
+//!   more than [`YclientsSimConfig::max_records_count`] is a 422.
+//! - Clients search without `fields` returns only `id` (as older docs say);
+//!   `filters` are not simulated (a non-empty list is a 422).
+//! - Visit history: newest first, 25 a page plus the rest of the last page's
+//!   day; the next page is asked with `meta.dateCursor` (`{from, to}`) as the
+//!   body's `from`/`to`; `dateCursor` is `null` on the last page. Items are
+//!   the same record objects `GET /records` serves; deleted ones are left out.
+//! - A request over the limit is answered 429 and not counted in the window.
+//! - Truncated bodies are well framed (a short `Content-Length`) but cut in
+//!   the middle of the JSON.
+
+mod data;
+mod server;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use chrono_tz::Tz;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use data::{CompanyData, GenSpec};
+
+/// Errors starting the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The loopback listener could not be bound.
+    #[error("cannot bind 127.0.0.1: {0}")]
+    Bind(#[from] std::io::Error),
+    /// The configuration makes no sense.
+    #[error("invalid simulator config: {0}")]
+    Config(String),
+}
+
+/// Request limits the simulator enforces; `None` means no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimLimits {
+    /// Requests in any one-second window.
+    pub per_second: Option<u32>,
+    /// Requests in any sixty-second window.
+    pub per_minute: Option<u32>,
+    /// Whether (and how) a 429 carries `Retry-After`.
+    pub retry_after: RetryAfter,
+    /// Who shares one budget.
+    pub scope: LimitScope,
+}
+
+impl SimLimits {
+    /// The documented limits: 5/s and 200/min per IP, 429 without Retry-After.
+    pub const DOCUMENTED: Self = Self {
+        per_second: Some(5),
+        per_minute: Some(200),
+        retry_after: RetryAfter::Never,
+        scope: LimitScope::PerIp,
+    };
+
+    /// No limit at all.
+    pub const UNLIMITED: Self = Self {
+        per_second: None,
+        per_minute: None,
+        retry_after: RetryAfter::Never,
+        scope: LimitScope::PerIp,
+    };
+
+    /// `per_second` and `per_minute`, per IP, without Retry-After.
+    pub fn new(per_second: Option<u32>, per_minute: Option<u32>) -> Self {
+        Self {
+            per_second,
+            per_minute,
+            ..Self::DOCUMENTED
+        }
+    }
+}
+
+impl Default for SimLimits {
+    fn default() -> Self {
+        Self::DOCUMENTED
+    }
+}
+
+/// Whether a 429 carries a `Retry-After` header (the API does not document
+/// one; clients must cope either way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// Never.
+    Never,
+    /// Always, with the seconds until the window frees a slot (at least 1).
+    Always,
+    /// On every n-th 429 only.
+    EveryNth(u32),
+}
+
+/// Who shares one request budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitScope {
+    /// Every request from the same IP address (what the reference says).
+    PerIp,
+    /// Every request with the same `Authorization` header.
+    PerToken,
+}
+
+/// Faults to inject. Rates are probabilities per request, in `[0, 1]`;
+/// decisions come from a seeded generator, so a run is repeatable.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Share of requests answered 500/502/503.
+    pub error_5xx_rate: f64,
+    /// Share of requests answered only after [`Faults::slow_delay`].
+    pub slow_rate: f64,
+    /// How long a slow answer takes.
+    pub slow_delay: Duration,
+    /// Share of successful answers whose body is cut in half.
+    pub truncated_rate: f64,
+    /// Share of requests answered 429 whatever the windows say (not counted
+    /// as limit breaches).
+    pub random_429_rate: f64,
+    /// Rotate the user token after this many requests that used it (the old
+    /// one gets 401; `POST /auth` hands out the new one).
+    pub revoke_token_after_requests: Option<u64>,
+    /// Change data while a sync runs: every `every_requests` requests,
+    /// change `fraction` of one company's records.
+    pub change_during_sync: Option<ChangeDuringSync>,
+}
+
+/// Data changing while a sync runs (see [`Faults::change_during_sync`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChangeDuringSync {
+    /// Change data after every this many requests.
+    pub every_requests: u64,
+    /// Share of records changed each time.
+    pub fraction: f64,
+}
+
+/// Everything the simulator serves and how it behaves.
+#[derive(Clone, Debug)]
+pub struct YclientsSimConfig {
+    /// Seed of the data (and of fault decisions).
+    pub seed: u64,
+    /// Company ids served; each gets its own data.
+    pub companies: Vec<u64>,
+    /// Clients per company.
+    pub clients: usize,
+    /// Records per company.
+    pub records: usize,
+    /// The last day with records (local); fixed by default so that data is
+    /// the same every day.
+    pub end_date: NaiveDate,
+    /// How many days of records, ending at `end_date`.
+    pub days: u32,
+    /// The companies' time zone.
+    pub tz: Tz,
+    /// Limits enforced with 429.
+    pub limits: SimLimits,
+    /// The partner token every request must carry.
+    pub partner_token: String,
+    /// Login accepted by `POST /auth`.
+    pub login: String,
+    /// Password accepted by `POST /auth`.
+    pub password: String,
+    /// The user token `POST /auth` hands out (valid from the start).
+    pub user_token: String,
+    /// Faults to inject.
+    pub faults: Faults,
+    /// Largest `count` of `GET /records` (larger is a 422).
+    pub max_records_count: u32,
+    /// Largest `page_size` of the clients search (larger is a 422).
+    pub max_clients_page_size: u32,
+    /// Largest `count` of the deprecated clients list.
+    pub max_clients_list_count: u32,
+    /// Answer 400 when `Accept` is not `application/vnd.yclients.v2+json`.
+    pub require_accept_header: bool,
+}
+
+impl Default for YclientsSimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            companies: vec![101],
+            clients: 1000,
+            records: 20_000,
+            end_date: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap_or_default(),
+            days: 730,
+            tz: chrono_tz::Europe::Moscow,
+            limits: SimLimits::DOCUMENTED,
+            partner_token: "sim-partner-token".into(),
+            login: "owner@example.test".into(),
+            password: "sim-password".into(),
+            user_token: "sim-user-token".into(),
+            faults: Faults::default(),
+            max_records_count: 200,
+            max_clients_page_size: 200,
+            max_clients_list_count: 200,
+            require_accept_header: true,
+        }
+    }
+}
+
+impl YclientsSimConfig {
+    /// The first day with records.
+    pub fn first_day(&self) -> NaiveDate {
+        self.end_date - chrono::Duration::days(i64::from(self.days.max(1)) - 1)
+    }
+}
+
+/// Counters of everything the simulator answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Every request received.
+    pub requests: u64,
+    /// Requests that arrived while a limit window was full.
+    pub limit_breaches: u64,
+    /// 429 answers (breaches and injected ones).
+    pub responses_429: u64,
+    /// 401 answers.
+    pub responses_401: u64,
+    /// 5xx answers (injected).
+    pub responses_5xx: u64,
+    /// Other 4xx answers (400, 403, 404, 422).
+    pub responses_4xx: u64,
+    /// Answers whose body was cut short.
+    pub truncated: u64,
+    /// Successful `POST /auth` answers.
+    pub logins: u64,
+    /// Requests per endpoint: `auth`, `clients_search`, `clients_list`,
+    /// `client`, `records`, `visits_search`, `other`.
+    pub per_endpoint: BTreeMap<String, u64>,
+}
+
+impl SimStats {
+    /// Requests to one endpoint.
+    pub fn endpoint(&self, name: &str) -> u64 {
+        self.per_endpoint.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// What [`RunningYclientsSim::change_random`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changed {
+    /// Ids of changed records.
+    pub records: Vec<i64>,
+    /// Ids of changed clients.
+    pub clients: Vec<i64>,
+}
+
+/// The simulator's entry point.
+#[derive(Debug)]
+pub struct YclientsSim;
+
+impl YclientsSim {
+    /// Generates the data and starts serving on `127.0.0.1:<free port>`.
+    pub async fn start(config: YclientsSimConfig) -> Result<RunningYclientsSim, SimError> {
+        if config.companies.is_empty() {
+            return Err(SimError::Config("no company".into()));
+        }
+        let first_day = config.first_day();
+        let companies = config
+            .companies
+            .iter()
+            .map(|&id| {
+                let spec = GenSpec {
+                    seed: config.seed,
+                    company_id: id,
+                    clients: config.clients,
+                    records: config.records,
+                    first_day,
+                    last_day: config.end_date,
+                    tz: config.tz,
+                };
+                (id, CompanyData::generate(&spec))
+            })
+            .collect();
+        let shared = Arc::new(server::Shared::new(config, companies));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let app = server::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "yclients simulator stopped");
+            }
+        });
+        Ok(RunningYclientsSim {
+            addr,
+            shared,
+            stop: Mutex::new(Some(stop_tx)),
+            task: Mutex::new(Some(task)),
+        })
+    }
+}
+
+/// A running simulator. Dropping it stops the server too.
+#[derive(Debug)]
+pub struct RunningYclientsSim {
+    addr: SocketAddr,
+    shared: Arc<server::Shared>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RunningYclientsSim {
+    /// The API base, e.g. `http://127.0.0.1:41234/api/v1`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api/v1", self.addr)
+    }
+
+    /// The socket address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &YclientsSimConfig {
+        &self.shared.config
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Resets the counters (not the limit windows).
+    pub fn reset_stats(&self) {
+        self.shared.lock().stats = SimStats::default();
+    }
+
+    /// The user token currently valid.
+    pub fn current_user_token(&self) -> String {
+        self.shared.lock().user_token.clone()
+    }
+
+    /// Revokes the current user token now (as a password change would); the
+    /// next `POST /auth` hands out a new one.
+    pub fn revoke_user_token(&self) {
+        self.shared.lock().rotate_token();
+    }
+
+    /// Every client of `company` as served with all fields, by id; empty for
+    /// an unknown company.
+    pub fn clients(&self, company: u64) -> Vec<Value> {
+        let s = self.shared.lock();
+        s.companies
+            .get(&company)
+            .map(|c| c.clients.iter().map(|r| r.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every record of `company` as served (deleted ones included), ordered
+    /// by `datetime` then id; empty for an unknown company.
+    pub fn records(&self, company: u64) -> Vec<Value> {
+        let s = self.shared.lock();
+        s.companies
+            .get(&company)
+            .map(|c| c.records.iter().map(|r| r.value.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Changes `record_fraction` of `company`'s records and `client_fraction`
+    /// of its clients (content and `last_change_date`, set to now); about
+    /// one changed record in ten is deleted. Deterministic for a `seed`.
+    pub fn change_random(
+        &self,
+        company: u64,
+        record_fraction: f64,
+        client_fraction: f64,
+        seed: u64,
+    ) -> Changed {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut s = self.shared.lock();
+        let now = Utc::now();
+        match s.companies.get_mut(&company) {
+            Some(c) => Changed {
+                records: c.change_records(record_fraction, &mut rng, now),
+                clients: c.change_clients(client_fraction, &mut rng, now),
+            },
+            None => Changed::default(),
+        }
+    }
+
+    /// Bumps only `last_change_date` of `fraction` of `company`'s records
+    /// (a change of a volatile field). Returns their ids.
+    pub fn touch_random(&self, company: u64, fraction: f64, seed: u64) -> Vec<i64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut s = self.shared.lock();
+        let now = Utc::now();
+        s.companies
+            .get_mut(&company)
+            .map(|c| c.touch_records(fraction, &mut rng, now))
+            .unwrap_or_default()
+    }
+
+    /// Replaces the faults injected from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.lock().faults = faults;
+    }
+
+    /// Replaces the limits enforced from now on (windows start empty).
+    pub fn set_limits(&self, limits: SimLimits) {
+        let mut s = self.shared.lock();
+        s.limits = limits;
+        s.windows.clear();
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(self) {
+        let stop = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningYclientsSim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = stop.send(());
+        }
+    }
+}

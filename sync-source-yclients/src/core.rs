@@ -1,0 +1,511 @@
+//! The HTTP client shared by every YClients source: headers, the user token
+//! cache (log in once, again once on 401), the envelope, errors, retries.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sync_core::{FetchContext, RetryPolicy, Secret, SyncError};
+use tokio::sync::RwLock;
+
+use crate::config::YclientsConfig;
+use crate::error::Error;
+
+/// The media type every request asks for.
+pub const ACCEPT_V2: &str = "application/vnd.yclients.v2+json";
+
+/// One request to the API.
+#[derive(Clone, Debug)]
+pub(crate) struct ApiRequest {
+    /// Path under the base, e.g. `/records/101`.
+    pub(crate) path: String,
+    pub(crate) kind: RequestKind,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum RequestKind {
+    Get(Vec<(&'static str, String)>),
+    Post(Value),
+}
+
+impl ApiRequest {
+    pub(crate) fn get(path: String, query: Vec<(&'static str, String)>) -> Self {
+        Self {
+            path,
+            kind: RequestKind::Get(query),
+        }
+    }
+
+    pub(crate) fn post(path: String, body: Value) -> Self {
+        Self {
+            path,
+            kind: RequestKind::Post(body),
+        }
+    }
+
+    /// Method, path and query, for messages (never credentials).
+    fn describe(&self) -> String {
+        match &self.kind {
+            RequestKind::Get(q) if q.is_empty() => format!("GET {}", self.path),
+            RequestKind::Get(q) => {
+                let q: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("GET {}?{}", self.path, q.join("&"))
+            }
+            RequestKind::Post(body) => {
+                let page = body
+                    .get("page")
+                    .map(|p| format!(" page {p}"))
+                    .unwrap_or_default();
+                format!("POST {}{page}", self.path)
+            }
+        }
+    }
+}
+
+/// The `{success, data, meta}` envelope of a successful answer.
+#[derive(Clone, Debug)]
+pub(crate) struct Envelope {
+    pub(crate) data: Value,
+    pub(crate) meta: Value,
+}
+
+impl Envelope {
+    /// `meta.total_count`, when the server gave it.
+    pub(crate) fn total_count(&self) -> Option<u64> {
+        let v = self.meta.get("total_count")?;
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    }
+}
+
+#[derive(Debug, Default)]
+struct TokenState {
+    token: Option<Secret>,
+    /// Bumped at every login, so that concurrent 401s log in only once.
+    generation: u64,
+}
+
+/// The YClients HTTP client: one per set of credentials, shared (in an
+/// `Arc`) by the sources of every company synced with them.
+#[derive(Debug)]
+pub struct YclientsApi {
+    http: reqwest::Client,
+    base: String,
+    partner: Secret,
+    login: Option<(String, Secret)>,
+    tokens: RwLock<TokenState>,
+    retry: RetryPolicy,
+}
+
+impl YclientsApi {
+    /// A client for `config` (validated first).
+    pub fn new(config: &YclientsConfig) -> sync_core::Result<Self> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| SyncError::fatal(format!("cannot build the HTTP client: {e}")))?;
+        let login = match (&config.login, &config.password) {
+            (Some(l), Some(p)) => Some((l.clone(), p.clone())),
+            _ => None,
+        };
+        Ok(Self {
+            http,
+            base: config.base_url.as_str().trim_end_matches('/').to_string(),
+            partner: config.partner_token.clone(),
+            login,
+            tokens: RwLock::new(TokenState {
+                token: config.user_token.clone(),
+                generation: 0,
+            }),
+            retry: config.retry.clone(),
+        })
+    }
+
+    /// Whether a 401 can be answered by logging in again.
+    pub fn can_login(&self) -> bool {
+        self.login.is_some()
+    }
+
+    /// Makes sure a user token is at hand: logs in if none was given and
+    /// none was obtained yet. Makes no request when a token is known.
+    pub async fn authenticate(&self, ctx: &FetchContext) -> sync_core::Result<()> {
+        let seen = {
+            let t = self.tokens.read().await;
+            if t.token.is_some() {
+                return Ok(());
+            }
+            t.generation
+        };
+        self.retry.retry(ctx, || self.relogin(ctx, seen)).await
+    }
+
+    /// Sends `request` with the partner and user tokens, retrying temporary
+    /// failures and 429 as the retry policy says, and logging in again once
+    /// on 401 when login and password are known.
+    pub(crate) async fn call(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+    ) -> sync_core::Result<Envelope> {
+        self.retry.retry(ctx, || self.call_once(ctx, request)).await
+    }
+
+    async fn call_once(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+    ) -> sync_core::Result<Envelope> {
+        let (token, generation) = self.current_token(ctx).await?;
+        match self.send(ctx, request, Some(&token)).await {
+            Err(Error::Unauthorized { what, message }) if self.can_login() => {
+                tracing::info!(request = %what, "user token rejected; logging in again");
+                self.relogin(ctx, generation).await?;
+                let (token, _) = self.current_token(ctx).await?;
+                match self.send(ctx, request, Some(&token)).await {
+                    Err(Error::Unauthorized { what, message: again }) => Err(SyncError::Unauthenticated {
+                        message: format!(
+                            "{what}: 401 again right after logging in again ({again}; first: {message})"
+                        ),
+                    }),
+                    other => other.map_err(SyncError::from),
+                }
+            }
+            Err(Error::Unauthorized { what, message }) => Err(SyncError::Unauthenticated {
+                message: format!(
+                    "{what}: the user token was rejected ({message}); set {} and {} to let the sync log in",
+                    crate::config::env::LOGIN,
+                    crate::config::env::PASSWORD
+                ),
+            }),
+            other => other.map_err(SyncError::from),
+        }
+    }
+
+    async fn current_token(&self, ctx: &FetchContext) -> sync_core::Result<(Secret, u64)> {
+        {
+            let t = self.tokens.read().await;
+            if let Some(token) = &t.token {
+                return Ok((token.clone(), t.generation));
+            }
+        }
+        let seen = self.tokens.read().await.generation;
+        self.relogin(ctx, seen).await?;
+        let t = self.tokens.read().await;
+        match &t.token {
+            Some(token) => Ok((token.clone(), t.generation)),
+            None => Err(SyncError::Unauthenticated {
+                message: "no user token: the login did not give one".into(),
+            }),
+        }
+    }
+
+    /// Logs in unless another task did since generation `seen`.
+    async fn relogin(&self, ctx: &FetchContext, seen: u64) -> sync_core::Result<()> {
+        let mut t = self.tokens.write().await;
+        if t.generation != seen && t.token.is_some() {
+            return Ok(());
+        }
+        let Some((login, password)) = &self.login else {
+            return Err(SyncError::Unauthenticated {
+                message: "no user token and no login/password to get one".into(),
+            });
+        };
+        let request = ApiRequest::post(
+            "/auth".into(),
+            json!({"login": login, "password": password.expose()}),
+        );
+        let envelope = match self.send(ctx, &request, None).await {
+            Ok(e) => e,
+            // A rejected login is final: logging in again will not help.
+            Err(Error::Unauthorized { message, .. })
+            | Err(Error::Forbidden { message, .. })
+            | Err(Error::Rejected { message, .. }) => {
+                return Err(SyncError::Unauthenticated {
+                    message: format!("POST /auth: login rejected: {message}"),
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let token = envelope
+            .data
+            .get("user_token")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SyncError::bad_data("POST /auth: the answer has no data.user_token"))?;
+        t.token = Some(Secret::new(token));
+        t.generation += 1;
+        tracing::debug!(generation = t.generation, "logged in to YClients");
+        Ok(())
+    }
+
+    fn headers(&self, user: Option<&Secret>) -> Result<HeaderMap, String> {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_static(ACCEPT_V2));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let auth = match user {
+            Some(u) => format!("Bearer {}, User {}", self.partner.expose(), u.expose()),
+            None => format!("Bearer {}", self.partner.expose()),
+        };
+        let mut value = HeaderValue::from_str(&auth)
+            .map_err(|_| "a token holds characters not allowed in a header".to_string())?;
+        value.set_sensitive(true);
+        h.insert(AUTHORIZATION, value);
+        Ok(h)
+    }
+
+    /// Replaces every secret in `text` by `***` (a server might echo one).
+    fn redact(&self, text: &str, user: Option<&Secret>) -> String {
+        let mut out = text.to_string();
+        let mut secrets = vec![self.partner.expose()];
+        if let Some(u) = user {
+            secrets.push(u.expose());
+        }
+        if let Some((_, p)) = &self.login {
+            secrets.push(p.expose());
+        }
+        for s in secrets.into_iter().filter(|s| s.len() >= 4) {
+            out = out.replace(s, "***");
+        }
+        out
+    }
+
+    /// One HTTP exchange, after the limiter said yes.
+    async fn send(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+        user: Option<&Secret>,
+    ) -> Result<Envelope, Error> {
+        let what = request.describe();
+        let headers = self.headers(user).map_err(|message| Error::Unexpected {
+            what: what.clone(),
+            message,
+        })?;
+        let url = format!("{}{}", self.base, request.path);
+        let builder = match &request.kind {
+            RequestKind::Get(q) => self.http.get(&url).query(q),
+            RequestKind::Post(body) => self.http.post(&url).json(body),
+        }
+        .headers(headers);
+        let req = builder.build().map_err(|source| Error::Build {
+            what: what.clone(),
+            source,
+        })?;
+        ctx.acquire().await.map_err(|_| Error::Cancelled)?;
+        let resp = self
+            .http
+            .execute(req)
+            .await
+            .map_err(|source| Error::Transport {
+                what: what.clone(),
+                timeout: source.is_timeout(),
+                source,
+            })?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = resp.bytes().await.map_err(|source| Error::Transport {
+            what: what.clone(),
+            timeout: source.is_timeout(),
+            source,
+        })?;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            ctx.rate_limited(retry_after);
+            tracing::warn!(request = %what, ?retry_after, "429 from YClients; slowing down");
+            return Err(Error::RateLimited { retry_after });
+        }
+        if status.is_success() {
+            return parse_envelope(&what, &body, |m| self.redact(m, user));
+        }
+        let message = self.redact(&error_message(&body), user);
+        let code = status.as_u16();
+        Err(match code {
+            401 => Error::Unauthorized { what, message },
+            402 | 403 => Error::Forbidden {
+                what,
+                status: code,
+                message,
+            },
+            404 => Error::NotFound { what, message },
+            408 => Error::Server { what, status: code },
+            _ if status.is_server_error() => Error::Server { what, status: code },
+            _ if status.is_client_error() => Error::Rejected {
+                what,
+                status: code,
+                message,
+            },
+            _ => Error::Unexpected {
+                what,
+                message: format!("status {code}"),
+            },
+        })
+    }
+}
+
+/// Seconds (the usual form) or an HTTP date.
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some(
+        (at.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// `meta.message` plus `meta.errors`, or the start of a non-JSON body.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => {
+            let meta = &v["meta"];
+            let mut m = meta
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+                .to_string();
+            if let Some(errors) = meta.get("errors").filter(|e| !e.is_null()) {
+                m.push_str(&format!(" {}", shorten(&errors.to_string(), 400)));
+            }
+            m
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            if text.is_empty() {
+                "empty body".into()
+            } else {
+                format!("non-JSON body: {}", shorten(text, 200))
+            }
+        }
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+/// Parses a 2xx body. A body that ends early is a flaky link (retry); any
+/// other JSON error is bad data; `success: false` is bad data too.
+fn parse_envelope(
+    what: &str,
+    body: &[u8],
+    redact: impl Fn(&str) -> String,
+) -> Result<Envelope, Error> {
+    let value: Value = serde_json::from_slice(body).map_err(|source| {
+        if source.is_eof() {
+            Error::Truncated {
+                what: what.to_string(),
+                source,
+            }
+        } else {
+            Error::Malformed {
+                what: what.to_string(),
+                source,
+            }
+        }
+    })?;
+    let Value::Object(mut map) = value else {
+        return Err(Error::Unexpected {
+            what: what.to_string(),
+            message: "the body is not a JSON object".into(),
+        });
+    };
+    let success = map.get("success").and_then(Value::as_bool).unwrap_or(true);
+    let meta = map.remove("meta").unwrap_or(Value::Null);
+    if !success {
+        let message = meta
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("success is false")
+            .to_string();
+        return Err(Error::Unexpected {
+            what: what.to_string(),
+            message: redact(&message),
+        });
+    }
+    Ok(Envelope {
+        data: map.remove("data").unwrap_or(Value::Null),
+        meta,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn envelope_errors_are_classified() {
+        let id = |s: &str| s.to_string();
+        assert!(matches!(
+            parse_envelope("x", br#"{"success": true, "data": [1, 2"#, id),
+            Err(Error::Truncated { .. })
+        ));
+        assert!(matches!(
+            parse_envelope("x", b"<html>oops</html>", id),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_envelope(
+                "x",
+                br#"{"success": false, "data": null, "meta": {"message": "no"}}"#,
+                id
+            ),
+            Err(Error::Unexpected { .. })
+        ));
+        assert!(matches!(
+            parse_envelope("x", b"[]", id),
+            Err(Error::Unexpected { .. })
+        ));
+        let ok = parse_envelope(
+            "x",
+            br#"{"success": true, "data": [], "meta": {"total_count": "12"}}"#,
+            id,
+        )
+        .unwrap();
+        assert_eq!(ok.total_count(), Some(12));
+        let e: SyncError = Error::Truncated {
+            what: "x".into(),
+            source: serde_json::from_slice::<Value>(b"[").unwrap_err(),
+        }
+        .into();
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn error_messages_carry_meta() {
+        let m = error_message(br#"{"success":false,"data":null,"meta":{"message":"Bad","errors":{"count":["too big"]}}}"#);
+        assert_eq!(m, r#"Bad {"count":["too big"]}"#);
+        assert_eq!(error_message(b""), "empty body");
+        assert!(error_message(b"<html>503</html>").starts_with("non-JSON body"));
+    }
+}

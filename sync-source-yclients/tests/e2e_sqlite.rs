@@ -1,0 +1,85 @@
+//! The whole simulated company synced through the engine into SQLite.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use sync_core::{FetchContext, Source, SyncMode};
+use sync_sim::yclients::{ChangeDuringSync, Faults};
+use sync_source_yclients::YclientsRecords;
+use sync_store_sqlite::SqliteStore;
+
+async fn sqlite() -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("sync.db")).await.unwrap();
+    (dir, Arc::new(store))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_company_into_sqlite_then_delta() {
+    let s = start(sim_config(1000, 20_000), false).await;
+    let (_dir, store) = sqlite().await;
+    full_sync_matches(&s, &store).await;
+
+    // The source's day counts agree with the store's (last 60 days).
+    let range = sync_core::DayRange::new(
+        s.sim.config().end_date - chrono::Duration::days(59),
+        s.sim.config().end_date,
+    )
+    .unwrap();
+    let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY), s.limiter.clone());
+    let at_source = s
+        .sources
+        .records
+        .day_counts(range, &ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored =
+        sync_core::Store::day_counts(store.as_ref(), &YclientsRecords::stream_id(COMPANY), range)
+            .await
+            .unwrap();
+    assert_eq!(at_source, stored);
+    assert!(!stored.is_empty());
+
+    delta_stores_exactly_the_changes(&s, &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_and_changes_during_the_sync_are_survived() {
+    let mut cfg = sim_config(300, 5000);
+    cfg.faults = Faults {
+        error_5xx_rate: 0.05,
+        truncated_rate: 0.03,
+        slow_rate: 0.05,
+        slow_delay: std::time::Duration::from_millis(30),
+        revoke_token_after_requests: Some(20),
+        change_during_sync: Some(ChangeDuringSync {
+            every_requests: 15,
+            fraction: 0.002,
+        }),
+        ..Faults::default()
+    };
+    let s = start(cfg, true).await;
+    let (_dir, store) = sqlite().await;
+    let records = sync_records(&s, &store, SyncMode::Full).await;
+    assert_clean(&records);
+    assert!(records.retries > 0, "faults were met and retried");
+    let clients = sync_clients(&s, &store, SyncMode::Full).await;
+    assert_clean(&clients);
+    let stats = s.sim.stats();
+    assert!(
+        stats.logins >= 2 && stats.responses_5xx > 0 && stats.truncated > 0,
+        "{stats:?}"
+    );
+
+    // Data changed while we synced; a delta run catches up exactly.
+    s.sim.set_faults(Faults::default());
+    let delta = sync_records(&s, &store, SyncMode::Delta).await;
+    assert_clean(&delta);
+    assert!(delta.counts.updated + delta.counts.deleted > 0);
+    assert_store_equals_sim(&s, store.as_ref()).await;
+    assert_no_breach(&s);
+    assert!(s.sources.records.info().supports_delta);
+}
