@@ -1,1 +1,0 @@
-//! Simulator of the hosted booking web app (scraped by sync-source-scraper).

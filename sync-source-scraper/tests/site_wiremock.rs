@@ -1,0 +1,705 @@
+//! The source against a mocked site: login, expired sessions in both forms,
+//! paging, dedupe, skipping unchanged rows, vanished appointments, and
+//! pages that do not parse.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use chrono_tz::America::New_York;
+use serde_json::json;
+use sync_core::{
+    Batch, BatchCommit, BatchSpan, CheckpointStore, Coverage, DayRange, FetchContext, MemoryStore,
+    RateLimiter, RateLimits, Record, RetryPolicy, RunId, RunReport, Secret, Source, Span, Store,
+    SyncError, SyncMode, Unit,
+};
+use sync_source_scraper::{ScraperConfig, ScraperSource};
+use url::Url;
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+
+const PASSWORD: &str = "pa55 w0rd!";
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/",
+            $name
+        ))
+    };
+}
+
+/// Matches requests that carry a cookie `name=value`.
+struct HasCookie(&'static str);
+
+impl Match for HasCookie {
+    fn matches(&self, req: &Request) -> bool {
+        req.headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .any(|pair| pair.trim() == self.0)
+    }
+}
+
+fn html(body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), "text/html; charset=utf-8")
+}
+
+fn redirect(to: &str) -> ResponseTemplate {
+    ResponseTemplate::new(302).insert_header("location", to)
+}
+
+fn config(server: &MockServer) -> ScraperConfig {
+    let mut c = ScraperConfig::new(
+        Url::parse(&server.uri()).unwrap(),
+        "staff@example.com",
+        Secret::new(PASSWORD),
+        New_York,
+    );
+    c.limits = RateLimits::UNLIMITED;
+    c.retry = RetryPolicy {
+        max_retries: 2,
+        initial_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(5),
+        jitter: false,
+        ..RetryPolicy::default()
+    };
+    c
+}
+
+fn context(source: &ScraperSource, store: &Arc<MemoryStore>) -> FetchContext {
+    FetchContext::new(source.stream().clone(), Arc::new(RateLimiter::unlimited()))
+        .with_store(store.clone() as Arc<dyn Store>)
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 2, d).unwrap()
+}
+
+fn batch(first: u32, last: u32) -> Batch {
+    Batch {
+        index: 0,
+        span: BatchSpan::Days {
+            range: Span::new(day(first), day(last)).unwrap(),
+            tz: New_York,
+        },
+    }
+}
+
+/// The login form and a successful POST (302 + session cookie); the POST
+/// must carry every hidden input and the cookie of the GET.
+async fn mount_login(server: &MockServer, expected_logins: u64) {
+    Mock::given(method("GET"))
+        .and(path("/login"))
+        .respond_with(html(fixture!("login.html")).insert_header("set-cookie", "pre=abc; Path=/"))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/login"))
+        .and(HasCookie("pre=abc"))
+        .and(body_string_contains("utf8=%E2%9C%93"))
+        .and(body_string_contains(
+            "authenticity_token=Zm9v%2BYmFy%2F%3D%3D",
+        ))
+        .and(body_string_contains("return_to=&"))
+        .and(body_string_contains("user%5Bemail%5D=staff%40example.com"))
+        .and(body_string_contains("user%5Bpassword%5D=pa55+w0rd%21"))
+        .respond_with(
+            redirect("/schedule").insert_header("set-cookie", "sess=xyz; Path=/; HttpOnly"),
+        )
+        .expect(expected_logins)
+        .mount(server)
+        .await;
+}
+
+async fn mount_page(server: &MockServer, p: &str, body: &str, expected: u64) {
+    Mock::given(method("GET"))
+        .and(path(p))
+        .and(HasCookie("sess=xyz"))
+        .respond_with(html(body))
+        .expect(expected)
+        .mount(server)
+        .await;
+}
+
+async fn mount_details(server: &MockServer, expected: u64) {
+    for (p, body) in [
+        (
+            "/schedule/a/1001/1770674280",
+            fixture!("detail_boarding.html"),
+        ),
+        (
+            "/schedule/a/1002/1770631200",
+            fixture!("detail_labels.html"),
+        ),
+        (
+            "/schedule/a/1003/1770645600",
+            fixture!("detail_daycare.html"),
+        ),
+        (
+            "/schedule/a/1004/1770728400",
+            fixture!("detail_cancelled.html"),
+        ),
+    ] {
+        mount_page(server, p, body, expected).await;
+    }
+}
+
+async fn commit(store: &MemoryStore, source: &ScraperSource, records: &[Record], range: DayRange) {
+    let run = RunId::generate(Utc::now());
+    let mut report = RunReport::start(
+        run.clone(),
+        source.stream().clone(),
+        SyncMode::Full,
+        "test",
+        Utc::now(),
+    );
+    store.begin_run(&report).await.unwrap();
+    let mut covered = Coverage::default();
+    covered.days.insert(range);
+    store
+        .commit(BatchCommit {
+            run: &run,
+            stream: source.stream(),
+            records,
+            covered: &covered,
+        })
+        .await
+        .unwrap();
+    report.finished_at = Some(Utc::now());
+    report.status = sync_core::RunStatus::Completed;
+    store.finish_run(&report).await.unwrap();
+}
+
+fn ids(records: &[Record]) -> Vec<&str> {
+    records.iter().map(|r| r.external_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn imports_boardings_of_the_batch_days_only() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        1,
+    )
+    .await;
+    mount_details(&server, 1).await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ctx = context(&source, &store);
+    source.authenticate(&ctx).await.unwrap();
+    assert!(!source.session_is_stale());
+
+    let records = source.fetch(&batch(9, 10), &ctx).await.unwrap();
+    // 1003 is daycare; 1001 and 1002 check in on the 9th, 1004 on the 10th.
+    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
+    let r = &records[0];
+    assert_eq!(r.entity, "boarding");
+    assert_eq!(r.unit, Unit::Day(day(9)));
+    assert_eq!(
+        r.occurred_at.unwrap().to_rfc3339(),
+        "2026-02-09T21:58:00+00:00"
+    );
+    assert!(!r.deleted);
+    let p = &r.payload;
+    assert_eq!(p["appointment_id"], "1001");
+    assert_eq!(p["pet"], "Biscuit & Gravy");
+    assert_eq!(p["client"], "Smith & Jones");
+    assert_eq!(p["service"], "Holiday Boarding & Bath");
+    assert_eq!(p["status"], "Checked In");
+    assert_eq!(p["check_in"], "2026-02-09T21:58:00Z");
+    assert_eq!(p["check_out"], "2026-02-12T15:00:00Z");
+    assert_eq!(p["price"], json!(1234.5));
+    assert_eq!(p["event_type"], "boarding");
+    assert_eq!(p["detail_path"], "/schedule/a/1001/1770674280");
+    assert_eq!(p["list_fingerprint"].as_str().unwrap().len(), 32);
+    let cancelled = &records[2];
+    assert!(cancelled.deleted);
+    assert_eq!(cancelled.unit, Unit::Day(day(10)));
+    assert_eq!(records[1].payload["check_out"], json!(null));
+    assert_eq!(ctx.meter().requests(), 1 + 4 + 2);
+}
+
+#[tokio::test]
+async fn wrong_password_is_unauthenticated_with_the_site_message_and_no_password() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/login"))
+        .respond_with(html(fixture!("login.html")))
+        .mount(&server)
+        .await;
+    let echoed = fixture!("login_failed.html").replace(
+        "Incorrect   email or&nbsp;password.",
+        &format!("Incorrect password “{PASSWORD}” for this account."),
+    );
+    Mock::given(method("POST"))
+        .and(path("/login"))
+        .respond_with(html(&echoed))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let e = source.authenticate(&ctx).await.unwrap_err();
+    assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("login rejected for user staff@example.com"),
+        "{msg}"
+    );
+    assert!(msg.contains("Incorrect password"), "{msg}");
+    assert!(
+        !msg.contains(PASSWORD) && !format!("{e:?}").contains(PASSWORD),
+        "{msg}"
+    );
+    assert!(!format!("{source:?}").contains(PASSWORD));
+    assert!(source.session_is_stale());
+}
+
+#[tokio::test]
+async fn plain_failed_login_page_gives_the_site_message() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/login"))
+        .respond_with(html(fixture!("login.html")))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/login"))
+        .respond_with(html(fixture!("login_failed.html")))
+        .mount(&server)
+        .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let e = source.authenticate(&ctx).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "authentication failed: login rejected for user staff@example.com: Incorrect email or password."
+    );
+}
+
+/// The week page first answers with `expired`, then with the page.
+async fn expired_once(expired: ResponseTemplate) {
+    let server = MockServer::start().await;
+    mount_login(&server, 2).await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/days-7/2026/2/9"))
+        .respond_with(expired)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_empty.html"),
+        1,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    source.authenticate(&ctx).await.unwrap();
+    let records = source.fetch(&batch(9, 15), &ctx).await.unwrap();
+    assert!(records.is_empty());
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn expired_session_by_redirect_logs_in_once_and_repeats() {
+    expired_once(redirect("/login?redirect_to=%2Fschedule")).await;
+}
+
+#[tokio::test]
+async fn expired_session_as_login_form_in_200_logs_in_once_and_repeats() {
+    expired_once(html(fixture!("login.html"))).await;
+}
+
+#[tokio::test]
+async fn login_page_after_a_fresh_login_is_an_authentication_error() {
+    for expired in [redirect("/login"), html(fixture!("login.html"))] {
+        let server = MockServer::start().await;
+        mount_login(&server, 2).await;
+        Mock::given(method("GET"))
+            .and(path("/schedule/days-7/2026/2/9"))
+            .respond_with(expired)
+            .expect(2)
+            .mount(&server)
+            .await;
+        let source = ScraperSource::new(config(&server)).unwrap();
+        let ctx = context(&source, &Arc::new(MemoryStore::new()));
+        source.authenticate(&ctx).await.unwrap();
+        let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+        assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
+        assert!(e.to_string().contains("login page again"), "{e}");
+        assert!(e.to_string().contains("/schedule/days-7/2026/2/9"), "{e}");
+        server.verify().await;
+    }
+}
+
+#[tokio::test]
+async fn stale_session_is_renewed_before_a_batch() {
+    let server = MockServer::start().await;
+    mount_login(&server, 2).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_empty.html"),
+        1,
+    )
+    .await;
+    let mut c = config(&server);
+    c.session_max_age = Duration::from_millis(50);
+    let source = ScraperSource::new(c).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    assert!(source.session_is_stale(), "no session yet");
+    source.authenticate(&ctx).await.unwrap();
+    assert!(!source.session_is_stale());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(source.session_is_stale());
+    source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert!(!source.session_is_stale());
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn next_link_to_the_page_itself_does_not_loop() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    let self_link = fixture!("week_empty.html")
+        .replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/9");
+    mount_page(&server, "/schedule/days-7/2026/2/9", &self_link, 1).await;
+    mount_page(&server, "/schedule/days-7/2026/2/16", &self_link, 1).await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let records = source.fetch(&batch(9, 22), &ctx).await.unwrap();
+    assert!(records.is_empty());
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn weeks_follow_the_next_link_and_multi_day_boardings_are_fetched_once() {
+    // The site's next link may point to any start within the next seven
+    // days; both weeks list the multi-day boarding 1002.
+    let first =
+        fixture!("week.html").replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/14");
+    let second =
+        fixture!("week.html").replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/21");
+    let server2 = MockServer::start().await;
+    mount_login(&server2, 1).await;
+    mount_page(&server2, "/schedule/days-7/2026/2/9", &first, 1).await;
+    mount_page(&server2, "/schedule/days-7/2026/2/14", &second, 1).await;
+    mount_details(&server2, 1).await;
+    let source = ScraperSource::new(config(&server2)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    // Feb 9..=Feb 20: the window of the 9th, then the one the link names (14th).
+    let records = source.fetch(&batch(9, 20), &ctx).await.unwrap();
+    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
+    server2.verify().await;
+}
+
+#[tokio::test]
+async fn unchanged_rows_reuse_the_stored_copy() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        2,
+    )
+    .await;
+    // Details of boardings are read once; the daycare entry is not stored, so
+    // it is read each time.
+    for (p, body) in [
+        (
+            "/schedule/a/1001/1770674280",
+            fixture!("detail_boarding.html"),
+        ),
+        (
+            "/schedule/a/1002/1770631200",
+            fixture!("detail_labels.html"),
+        ),
+        (
+            "/schedule/a/1004/1770728400",
+            fixture!("detail_cancelled.html"),
+        ),
+    ] {
+        mount_page(&server, p, body, 1).await;
+    }
+    mount_page(
+        &server,
+        "/schedule/a/1003/1770645600",
+        fixture!("detail_daycare.html"),
+        2,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ctx = context(&source, &store);
+    let b = batch(9, 10);
+    let range = Span::new(day(9), day(10)).unwrap();
+    let first = source.fetch(&b, &ctx).await.unwrap();
+    commit(&store, &source, &first, range).await;
+    let second = source.fetch(&b, &ctx).await.unwrap();
+    assert_eq!(ids(&second), ids(&first));
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!((a.hash, a.deleted, a.unit), (b.hash, b.deleted, b.unit));
+        assert_eq!(a.payload, b.payload);
+        assert_eq!(a.occurred_at, b.occurred_at);
+    }
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_changed_row_reads_the_detail_page_again() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    let week = fixture!("week.html");
+    Mock::given(method("GET"))
+        .and(path("/schedule/days-7/2026/2/9"))
+        .respond_with(html(week))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let changed = week.replace("Feb 9, 4:58pm - 7:24pm", "Feb 9, 4:58pm - 8:00pm");
+    mount_page(&server, "/schedule/days-7/2026/2/9", &changed, 1).await;
+    mount_page(
+        &server,
+        "/schedule/a/1001/1770674280",
+        fixture!("detail_boarding.html"),
+        2,
+    )
+    .await;
+    mount_page(
+        &server,
+        "/schedule/a/1002/1770631200",
+        fixture!("detail_labels.html"),
+        1,
+    )
+    .await;
+    mount_page(
+        &server,
+        "/schedule/a/1003/1770645600",
+        fixture!("detail_daycare.html"),
+        2,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ctx = context(&source, &store);
+    let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    commit(&store, &source, &first, Span::single(day(9))).await;
+    let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert_eq!(ids(&second), ["1001", "1002"]);
+    assert_ne!(
+        first[0].payload["list_fingerprint"],
+        second[0].payload["list_fingerprint"]
+    );
+    assert_eq!(first[0].hash, second[0].hash, "the fingerprint is volatile");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn vanished_appointments_are_rechecked_and_marked_deleted() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/days-7/2026/2/9"))
+        .respond_with(html(fixture!("week.html")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // The second time the week shows nothing: 1001 is deleted (404), 1002
+    // was cancelled (its page says so).
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_empty.html"),
+        2,
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/a/1001/1770674280"))
+        .respond_with(html(fixture!("detail_boarding.html")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/a/1001/1770674280"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("<html><h1>Not found</h1></html>"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/a/1002/1770631200"))
+        .respond_with(html(fixture!("detail_labels.html")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let cancelled = fixture!("detail_labels.html").replace(">Confirmed<", ">Cancelled by client<");
+    mount_page(&server, "/schedule/a/1002/1770631200", &cancelled, 1).await;
+    mount_page(
+        &server,
+        "/schedule/a/1003/1770645600",
+        fixture!("detail_daycare.html"),
+        1,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let ctx = context(&source, &store);
+    let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert!(first.iter().all(|r| !r.deleted));
+    commit(&store, &source, &first, Span::single(day(9))).await;
+
+    let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert_eq!(ids(&second), ["1001", "1002"]);
+    assert!(second.iter().all(|r| r.deleted), "{second:?}");
+    assert_eq!(
+        second[0].payload, first[0].payload,
+        "a 404 keeps the last known data"
+    );
+    assert_eq!(second[1].payload["status"], "Cancelled by client");
+    commit(&store, &source, &second, Span::single(day(9))).await;
+
+    // Already known as deleted: not re-checked again (no more detail mocks).
+    let third = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert!(third.is_empty(), "{third:?}");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn missing_field_is_bad_data_naming_the_url_and_the_field() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    let one_row = fixture!("week.html");
+    mount_page(&server, "/schedule/days-7/2026/2/9", one_row, 1).await;
+    mount_page(
+        &server,
+        "/schedule/a/1001/1770674280",
+        fixture!("detail_missing_checkin.html"),
+        1,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("{}/schedule/a/1001/1770674280", server.uri())),
+        "{msg}"
+    );
+    assert!(msg.contains("missing check-in"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_page_that_is_not_a_schedule_is_an_error_not_an_empty_week() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_maintenance.html"),
+        1,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
+    assert!(e.to_string().contains("schedule container"), "{e}");
+}
+
+#[tokio::test]
+async fn truncated_pages_are_retried_then_fail() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_truncated.html"),
+        3,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    assert!(matches!(e, SyncError::Retryable { .. }), "{e:?}");
+    assert!(e.to_string().contains("truncated"), "{e}");
+    assert_eq!(ctx.meter().retries(), 2);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn server_errors_and_truncation_are_retried_until_the_page_is_whole() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/days-7/2026/2/9"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html><h1>503</h1></html>"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/schedule/days-7/2026/2/9"))
+        .respond_with(html(fixture!("week_truncated.html")))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week_empty.html"),
+        1,
+    )
+    .await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let records = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    assert!(records.is_empty());
+    assert_eq!(ctx.meter().retries(), 2);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn only_day_batches_in_the_kennel_time_zone() {
+    let server = MockServer::start().await;
+    let source = ScraperSource::new(config(&server)).unwrap();
+    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let keys = Batch {
+        index: 0,
+        span: BatchSpan::Keys(Span::new(1, 2).unwrap()),
+    };
+    assert_eq!(
+        source.fetch(&keys, &ctx).await.unwrap_err().kind(),
+        "invalid_input"
+    );
+    let other_tz = Batch {
+        index: 0,
+        span: BatchSpan::Days {
+            range: Span::single(day(9)),
+            tz: chrono_tz::Europe::Berlin,
+        },
+    };
+    let e = source.fetch(&other_tz, &ctx).await.unwrap_err();
+    assert!(e.to_string().contains("Europe/Berlin"), "{e}");
+    assert_eq!(
+        source.info().stream.to_string(),
+        format!("kennel:127.0.0.1:{}/boardings", server.address().port())
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
