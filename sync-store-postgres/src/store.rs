@@ -1,0 +1,847 @@
+//! The Postgres store: records, change log, coverage and run history.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Postgres, Row, Transaction};
+use sync_core::record::diff_payloads;
+use sync_core::{
+    BatchCommit, ChangeKind, CheckpointStore, ContentHash, Coverage, DayRange, ExistingQuery,
+    FieldChange, Record, RecordChange, RecordCounts, RunId, RunReport, RunStatus, Span, Store,
+    StoredRecord, StreamId, SyncError,
+};
+
+use crate::classify::{self, Existing, RecordKey};
+use crate::config::{redact_url, PostgresConfig};
+use crate::error::{class, Doing, Error};
+use crate::lease::{self, stream_key, Leases};
+
+/// The schema migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The error a run left `in_progress` by a dead process gets.
+const ABANDONED: &str = "abandoned: the process ended without finishing the run";
+
+/// A [`Store`] and [`CheckpointStore`] in a Postgres database.
+///
+/// Cheap to clone (the pool is shared). The schema is created and migrated
+/// when the store connects (sqlx's migrator holds an advisory lock, so
+/// processes starting at once take turns). Runs take a lease on their stream:
+/// an advisory lock held by a session of their own until they finish.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    // user@host:port/database, never the password.
+    location: String,
+    leases: Leases,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("database", &self.inner.location)
+            .finish_non_exhaustive()
+    }
+}
+
+fn location(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` with default settings and migrates
+    /// the schema.
+    pub async fn connect(url: &str) -> Result<Self, SyncError> {
+        Self::connect_with(PostgresConfig::new(url)).await
+    }
+
+    /// Connects as `config` says and migrates the schema.
+    pub async fn connect_with(config: PostgresConfig) -> Result<Self, SyncError> {
+        let connect_error = |e: sqlx::Error| {
+            let mut detail = e.to_string();
+            if let Some(password) = url::Url::parse(config.url())
+                .ok()
+                .and_then(|u| u.password().map(str::to_owned))
+                .filter(|p| !p.is_empty())
+            {
+                detail = detail.replace(&password, "***");
+            }
+            Error::Connect {
+                url: redact_url(config.url()),
+                detail,
+                class: class(&e),
+            }
+        };
+        let options = PgConnectOptions::from_str(config.url()).map_err(connect_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections.max(1))
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Self::from_pool(pool).await
+    }
+
+    /// A store on an existing pool; migrates the schema.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, SyncError> {
+        let store = Self {
+            inner: Arc::new(Inner {
+                location: location(&pool.connect_options()),
+                pool,
+                leases: Leases::default(),
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the migrations the database lacks (connecting does so
+    /// already).
+    pub async fn migrate(&self) -> Result<(), SyncError> {
+        match MIGRATOR.run(&self.inner.pool).await {
+            Ok(()) => Ok(()),
+            Err(MigrateError::VersionMissing(found)) => Err(Error::TooNew {
+                found,
+                latest: Self::latest_schema_version(),
+            }
+            .into()),
+            Err(e) => Err(Error::Migrate(e).into()),
+        }
+    }
+
+    /// The version of the newest migration applied to the database.
+    pub async fn schema_version(&self) -> Result<i64, SyncError> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.inner.pool)
+                .await
+                .doing("reading the schema version")?;
+        Ok(version.unwrap_or(0))
+    }
+
+    /// The schema version this build migrates to.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The connection pool, for queries of one's own (reports, benchmarks).
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// Closes every pooled connection; later calls fail. Leases of runs not
+    /// finished stay until their sessions end with the store.
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+}
+
+/// A record's text can hold no NUL character in Postgres (neither `text`
+/// nor `jsonb` stores it).
+fn check_storable(record: &Record) -> Result<(), Error> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    let bad = |reason| Error::BadRecord {
+        entity: record.entity.replace('\0', "\\0"),
+        external_id: record.external_id.replace('\0', "\\0"),
+        reason,
+    };
+    if record.entity.contains('\0') || record.external_id.contains('\0') {
+        return Err(bad("its entity or id holds a NUL character"));
+    }
+    if has_nul(&record.payload) {
+        return Err(bad(
+            "its payload holds a NUL character (\\u0000), which jsonb refuses",
+        ));
+    }
+    Ok(())
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    // Serialising a serde_json::Value or plain structs of strings cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+const RECORD_COLUMNS: &str =
+    "entity, external_id, unit_kind, day, key, payload, hash, deleted, last_changed";
+
+fn stored_record(row: &PgRow) -> Result<StoredRecord, Error> {
+    let entity: String = row.try_get("entity").doing("reading a record")?;
+    let external_id: String = row.try_get("external_id").doing("reading a record")?;
+    let unit_kind: String = row.try_get("unit_kind").doing("reading a record")?;
+    let hash: String = row.try_get("hash").doing("reading a record")?;
+    let unit = classify::unit_from_columns(
+        &unit_kind,
+        row.try_get("day").doing("reading a record")?,
+        row.try_get("key").doing("reading a record")?,
+    )
+    .ok_or_else(|| Error::Corrupt(format!("record {entity}/{external_id} has no valid unit")))?;
+    let hash = ContentHash::from_hex(&hash).ok_or_else(|| {
+        Error::Corrupt(format!("hash of record {entity}/{external_id}: {hash:?}"))
+    })?;
+    Ok(StoredRecord {
+        unit,
+        payload: row.try_get("payload").doing("reading a record")?,
+        hash,
+        deleted: row.try_get("deleted").doing("reading a record")?,
+        last_changed: row.try_get("last_changed").doing("reading a record")?,
+        entity,
+        external_id,
+    })
+}
+
+/// The entity and external id columns of `keys`, as arrays for UNNEST.
+fn key_arrays<'a>(keys: &[(&'a str, &'a str)]) -> (Vec<&'a str>, Vec<&'a str>) {
+    keys.iter().copied().unzip()
+}
+
+/// Hash, deleted flag and unit of the stored records among `keys`.
+async fn load_existing(
+    conn: &mut PgConnection,
+    source: &str,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<RecordKey, Existing>, Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (entities, ids) = key_arrays(keys);
+    let rows = sqlx::query(
+        "SELECT r.entity, r.external_id, r.hash, r.deleted, r.unit_kind, r.day, r.key \
+         FROM UNNEST($2::text[], $3::text[]) AS k(entity, external_id) \
+         JOIN records AS r ON r.source = $1 AND r.entity = k.entity AND r.external_id = k.external_id",
+    )
+    .bind(source)
+    .bind(entities)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .doing("loading the stored versions of the batch")?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let read = |row: &PgRow| -> Result<(RecordKey, Existing), sqlx::Error> {
+            let unit_kind: String = row.try_get("unit_kind")?;
+            let hash: String = row.try_get("hash")?;
+            Ok((
+                (row.try_get("entity")?, row.try_get("external_id")?),
+                Existing {
+                    hash: ContentHash::from_hex(&hash),
+                    deleted: row.try_get("deleted")?,
+                    unit: classify::unit_from_columns(
+                        &unit_kind,
+                        row.try_get("day")?,
+                        row.try_get("key")?,
+                    ),
+                },
+            ))
+        };
+        let (key, value) = read(&row).doing("reading a stored version")?;
+        existing.insert(key, value);
+    }
+    Ok(existing)
+}
+
+/// The stored payloads of `keys`.
+async fn load_payloads(
+    conn: &mut PgConnection,
+    source: &str,
+    keys: &[(&str, &str)],
+) -> Result<HashMap<RecordKey, Value>, Error> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (entities, ids) = key_arrays(keys);
+    let rows: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT r.entity, r.external_id, r.payload \
+         FROM UNNEST($2::text[], $3::text[]) AS k(entity, external_id) \
+         JOIN records AS r ON r.source = $1 AND r.entity = k.entity AND r.external_id = k.external_id",
+    )
+    .bind(source)
+    .bind(entities)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .doing("loading the stored payloads of changed records")?;
+    Ok(rows
+        .into_iter()
+        .map(|(entity, id, payload)| ((entity, id), payload))
+        .collect())
+}
+
+/// Inserts the covered ranges of `coverage` for `stream`, in one statement.
+async fn insert_ranges(
+    tx: &mut Transaction<'static, Postgres>,
+    stream: &StreamId,
+    coverage: &Coverage,
+) -> Result<(), Error> {
+    if coverage.is_empty() {
+        return Ok(());
+    }
+    let ranges = RangeRows::new(coverage);
+    sqlx::query(
+        "INSERT INTO covered_ranges (source, stream, kind, first_day, last_day, first_key, last_key) \
+         SELECT $1, $2, r.kind, r.first_day, r.last_day, r.first_key, r.last_key \
+         FROM UNNEST($3::text[], $4::date[], $5::date[], $6::int8[], $7::int8[]) \
+              AS r(kind, first_day, last_day, first_key, last_key)",
+    )
+    .bind(&stream.source)
+    .bind(&stream.stream)
+    .bind(&ranges.kinds)
+    .bind(&ranges.first_days)
+    .bind(&ranges.last_days)
+    .bind(&ranges.first_keys)
+    .bind(&ranges.last_keys)
+    .execute(&mut **tx)
+    .await
+    .doing("writing coverage")?;
+    Ok(())
+}
+
+/// The coverage held in rows of covered_ranges.
+fn coverage_of(rows: &[PgRow]) -> Result<Coverage, Error> {
+    let mut coverage = Coverage::default();
+    for row in rows {
+        let kind: String = row.try_get("kind").doing("reading coverage")?;
+        match kind.as_str() {
+            "day" => {
+                let first: NaiveDate = row.try_get("first_day").doing("reading coverage")?;
+                let last: NaiveDate = row.try_get("last_day").doing("reading coverage")?;
+                if let Some(span) = Span::new(first, last) {
+                    coverage.days.insert(span);
+                }
+            }
+            "key" => {
+                let first: i64 = row.try_get("first_key").doing("reading coverage")?;
+                let last: i64 = row.try_get("last_key").doing("reading coverage")?;
+                if let Some(span) = Span::new(first, last) {
+                    coverage.keys.insert(span);
+                }
+            }
+            other => return Err(Error::Corrupt(format!("covered range of kind {other:?}"))),
+        }
+    }
+    Ok(coverage)
+}
+
+const RUN_COLUMNS: &str = "id, source, stream, mode, target, status, started_at, finished_at, \
+     created, updated, unchanged, deleted, batches_done, batches_failed, requests, \
+     rate_limited, retries, errors, dry_run";
+
+fn run_report(row: &PgRow) -> Result<RunReport, Error> {
+    let count = |name: &str| -> Result<u64, Error> {
+        let v: i64 = row.try_get(name).doing("reading a run")?;
+        Ok(classify::to_u64(v))
+    };
+    let id: String = row.try_get("id").doing("reading a run")?;
+    let mode: String = row.try_get("mode").doing("reading a run")?;
+    let status: String = row.try_get("status").doing("reading a run")?;
+    let Json(errors): Json<Vec<String>> = row.try_get("errors").doing("reading a run")?;
+    Ok(RunReport {
+        stream: StreamId::new(
+            row.try_get::<String, _>("source").doing("reading a run")?,
+            row.try_get::<String, _>("stream").doing("reading a run")?,
+        ),
+        mode: classify::parse_mode(&mode)
+            .ok_or_else(|| Error::Corrupt(format!("run {id} has mode {mode:?}")))?,
+        target: row.try_get("target").doing("reading a run")?,
+        started_at: row.try_get("started_at").doing("reading a run")?,
+        finished_at: row.try_get("finished_at").doing("reading a run")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::Corrupt(format!("run {id} has status {status:?}")))?,
+        counts: RecordCounts {
+            created: count("created")?,
+            updated: count("updated")?,
+            unchanged: count("unchanged")?,
+            deleted: count("deleted")?,
+        },
+        batches_done: count("batches_done")?,
+        batches_failed: count("batches_failed")?,
+        requests: count("requests")?,
+        rate_limited: count("rate_limited")?,
+        retries: count("retries")?,
+        errors,
+        dry_run: row.try_get("dry_run").doing("reading a run")?,
+        id: RunId(id),
+    })
+}
+
+impl PostgresStore {
+    /// Writes the whole report of `run` (insert or replace).
+    async fn upsert_run(&self, run: &RunReport) -> Result<(), Error> {
+        let n = classify::to_i64;
+        sqlx::query(&format!(
+            "INSERT INTO runs ({RUN_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, stream = EXCLUDED.stream, \
+             mode = EXCLUDED.mode, target = EXCLUDED.target, status = EXCLUDED.status, \
+             started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, \
+             created = EXCLUDED.created, updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged, \
+             deleted = EXCLUDED.deleted, batches_done = EXCLUDED.batches_done, \
+             batches_failed = EXCLUDED.batches_failed, requests = EXCLUDED.requests, \
+             rate_limited = EXCLUDED.rate_limited, retries = EXCLUDED.retries, \
+             errors = EXCLUDED.errors, dry_run = EXCLUDED.dry_run"
+        ))
+        .bind(&run.id.0)
+        .bind(&run.stream.source)
+        .bind(&run.stream.stream)
+        .bind(classify::mode_str(run.mode))
+        .bind(&run.target)
+        .bind(run.status.as_str())
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(n(run.counts.created))
+        .bind(n(run.counts.updated))
+        .bind(n(run.counts.unchanged))
+        .bind(n(run.counts.deleted))
+        .bind(n(run.batches_done))
+        .bind(n(run.batches_failed))
+        .bind(n(run.requests))
+        .bind(n(run.rate_limited))
+        .bind(n(run.retries))
+        .bind(Json(&run.errors))
+        .bind(run.dry_run)
+        .execute(&self.inner.pool)
+        .await
+        .doing("recording the run")?;
+        Ok(())
+    }
+
+    /// The error for a stream whose lease another run holds, naming it.
+    async fn busy(&self, stream: &StreamId) -> SyncError {
+        let holder: Result<Option<(String, DateTime<Utc>)>, sqlx::Error> = sqlx::query_as(
+            "SELECT id, started_at FROM runs \
+             WHERE source = $1 AND stream = $2 AND status = 'in_progress' \
+             ORDER BY started_at DESC, seq DESC LIMIT 1",
+        )
+        .bind(&stream.source)
+        .bind(&stream.stream)
+        .fetch_optional(&self.inner.pool)
+        .await;
+        let message = match holder {
+            Ok(Some((id, started))) => format!(
+                "run {id} (started {}) is still in progress on stream {stream}; \
+                 wait for it to end or stop its process",
+                started.format("%Y-%m-%dT%H:%M:%SZ")
+            ),
+            _ => format!("another run is starting on stream {stream}; try again when it ends"),
+        };
+        SyncError::Busy { message }
+    }
+
+    /// Rewrites the stream's covered ranges as merged spans without `remove`,
+    /// in one transaction. Rows are taken with DELETE ... RETURNING, so that
+    /// ranges committed meanwhile by others are kept.
+    async fn rewrite_coverage(&self, stream: &StreamId, remove: &Coverage) -> Result<(), Error> {
+        let mut tx = self
+            .inner
+            .pool
+            .begin()
+            .await
+            .doing("starting to rewrite coverage")?;
+        let rows = sqlx::query(
+            "DELETE FROM covered_ranges WHERE source = $1 AND stream = $2 \
+             RETURNING kind, first_day, last_day, first_key, last_key",
+        )
+        .bind(&stream.source)
+        .bind(&stream.stream)
+        .fetch_all(&mut *tx)
+        .await
+        .doing("rewriting coverage")?;
+        let kept = classify::subtract_coverage(&coverage_of(&rows)?, remove);
+        insert_ranges(&mut tx, stream, &kept).await?;
+        tx.commit().await.doing("committing the coverage")?;
+        Ok(())
+    }
+
+    async fn commit_batch(&self, batch: BatchCommit<'_>) -> Result<RecordCounts, Error> {
+        let source = batch.stream.source.as_str();
+        let unique = classify::dedupe(batch.records);
+        for record in &unique {
+            check_storable(record)?;
+        }
+        let keys: Vec<(&str, &str)> = unique
+            .iter()
+            .map(|r| (r.entity.as_str(), r.external_id.as_str()))
+            .collect();
+
+        // Reading needs no transaction: the stream's lease keeps other
+        // writers of these records away, and the write below is one
+        // statement, which Postgres applies atomically.
+        let mut conn = self
+            .inner
+            .pool
+            .acquire()
+            .await
+            .doing("getting a connection for the commit")?;
+        let existing = load_existing(&mut conn, source, &keys).await?;
+        let plan = classify::plan(&unique, &existing);
+        let old_payloads = load_payloads(&mut conn, source, &plan.changed_keys()).await?;
+        let rows = WriteRows::new(&plan.writes, &old_payloads);
+        let ranges = RangeRows::new(batch.covered);
+
+        // Records, change log and covered ranges in one statement (three
+        // data-modifying CTEs): one round trip, one transaction.
+        sqlx::query(
+            "WITH t AS MATERIALIZED ( \
+                 SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::date[], $8::int8[], \
+                                      $9::timestamptz[], $10::text[], $11::text[], $12::bool[], \
+                                      $13::text[], $14::text[]) \
+                     AS t(entity, external_id, unit_kind, day, key, occurred_at, payload, hash, \
+                          deleted, kind, fields)), \
+             written AS ( \
+                 INSERT INTO records (source, entity, external_id, unit_kind, day, key, occurred_at, \
+                                      payload, hash, deleted, first_seen, last_changed, last_run) \
+                 SELECT $1, t.entity, t.external_id, t.unit_kind, t.day, t.key, t.occurred_at, \
+                        t.payload::jsonb, t.hash, t.deleted, $2, $2, $3 FROM t \
+                 ON CONFLICT (source, entity, external_id) DO UPDATE SET \
+                 unit_kind = EXCLUDED.unit_kind, day = EXCLUDED.day, key = EXCLUDED.key, \
+                 occurred_at = EXCLUDED.occurred_at, payload = EXCLUDED.payload, \
+                 hash = EXCLUDED.hash, deleted = EXCLUDED.deleted, \
+                 last_changed = EXCLUDED.last_changed, last_run = EXCLUDED.last_run), \
+             logged AS ( \
+                 INSERT INTO record_changes (run_id, source, entity, external_id, kind, fields, \
+                                             changed_at) \
+                 SELECT $3, $1, t.entity, t.external_id, t.kind, t.fields::jsonb, $2 FROM t) \
+             INSERT INTO covered_ranges (source, stream, kind, first_day, last_day, first_key, last_key) \
+             SELECT $1, $15, r.kind, r.first_day, r.last_day, r.first_key, r.last_key \
+             FROM UNNEST($16::text[], $17::date[], $18::date[], $19::int8[], $20::int8[]) \
+                  AS r(kind, first_day, last_day, first_key, last_key)",
+        )
+        .bind(source)
+        .bind(Utc::now())
+        .bind(&batch.run.0)
+        .bind(&rows.entities)
+        .bind(&rows.ids)
+        .bind(&rows.unit_kinds)
+        .bind(&rows.days)
+        .bind(&rows.unit_keys)
+        .bind(&rows.occurred)
+        .bind(&rows.payloads)
+        .bind(&rows.hashes)
+        .bind(&rows.deleted)
+        .bind(&rows.kinds)
+        .bind(&rows.fields)
+        .bind(&batch.stream.stream)
+        .bind(&ranges.kinds)
+        .bind(&ranges.first_days)
+        .bind(&ranges.last_days)
+        .bind(&ranges.first_keys)
+        .bind(&ranges.last_keys)
+        .execute(&mut *conn)
+        .await
+        .doing("writing the batch")?;
+        Ok(plan.counts)
+    }
+}
+
+/// The records to write, as column arrays for UNNEST.
+struct WriteRows<'a> {
+    entities: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    unit_kinds: Vec<&'static str>,
+    days: Vec<Option<NaiveDate>>,
+    unit_keys: Vec<Option<i64>>,
+    occurred: Vec<Option<DateTime<Utc>>>,
+    payloads: Vec<String>,
+    hashes: Vec<String>,
+    deleted: Vec<bool>,
+    kinds: Vec<&'static str>,
+    fields: Vec<String>,
+}
+
+impl<'a> WriteRows<'a> {
+    fn new(writes: &[(&'a Record, ChangeKind)], old_payloads: &HashMap<RecordKey, Value>) -> Self {
+        let n = writes.len();
+        let mut rows = Self {
+            entities: Vec::with_capacity(n),
+            ids: Vec::with_capacity(n),
+            unit_kinds: Vec::with_capacity(n),
+            days: Vec::with_capacity(n),
+            unit_keys: Vec::with_capacity(n),
+            occurred: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            deleted: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            fields: Vec::with_capacity(n),
+        };
+        for &(record, kind) in writes {
+            let (unit_kind, day, key) = classify::unit_columns(record.unit);
+            rows.entities.push(record.entity.as_str());
+            rows.ids.push(record.external_id.as_str());
+            rows.unit_kinds.push(unit_kind);
+            rows.days.push(day);
+            rows.unit_keys.push(key);
+            rows.occurred.push(record.occurred_at);
+            rows.payloads.push(to_json(&record.payload));
+            rows.hashes.push(record.hash.to_hex());
+            rows.deleted.push(record.deleted);
+            rows.kinds.push(kind.as_str());
+            let changed: Vec<FieldChange> = match kind {
+                ChangeKind::Created => Vec::new(),
+                _ => {
+                    let key = (record.entity.clone(), record.external_id.clone());
+                    let old = old_payloads.get(&key).unwrap_or(&Value::Null);
+                    diff_payloads(old, &record.payload)
+                }
+            };
+            rows.fields.push(to_json(&changed));
+        }
+        rows
+    }
+}
+
+/// Covered ranges as column arrays for UNNEST.
+#[derive(Default)]
+struct RangeRows {
+    kinds: Vec<&'static str>,
+    first_days: Vec<Option<NaiveDate>>,
+    last_days: Vec<Option<NaiveDate>>,
+    first_keys: Vec<Option<i64>>,
+    last_keys: Vec<Option<i64>>,
+}
+
+impl RangeRows {
+    fn new(coverage: &Coverage) -> Self {
+        let mut rows = Self::default();
+        for span in coverage.days.spans() {
+            rows.kinds.push("day");
+            rows.first_days.push(Some(span.first));
+            rows.last_days.push(Some(span.last));
+            rows.first_keys.push(None);
+            rows.last_keys.push(None);
+        }
+        for span in coverage.keys.spans() {
+            rows.kinds.push("key");
+            rows.first_days.push(None);
+            rows.last_days.push(None);
+            rows.first_keys.push(Some(span.first));
+            rows.last_keys.push(Some(span.last));
+        }
+        rows
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn commit(&self, batch: BatchCommit<'_>) -> sync_core::Result<RecordCounts> {
+        Ok(self.commit_batch(batch).await?)
+    }
+
+    async fn existing(
+        &self,
+        stream: &StreamId,
+        query: &ExistingQuery,
+    ) -> sync_core::Result<Vec<StoredRecord>> {
+        let rows = match query {
+            ExistingQuery::ByIds { entity, ids } => {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sqlx::query(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records \
+                     WHERE source = $1 AND entity = $2 AND external_id = ANY($3) \
+                     ORDER BY external_id"
+                ))
+                .bind(&stream.source)
+                .bind(entity)
+                .bind(ids)
+                .fetch_all(&self.inner.pool)
+                .await
+                .doing("loading records by id")?
+            }
+            ExistingQuery::InDays { entity, range } => sqlx::query(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records \
+                 WHERE source = $1 AND entity = $2 AND day BETWEEN $3 AND $4 \
+                 ORDER BY day, external_id"
+            ))
+            .bind(&stream.source)
+            .bind(entity)
+            .bind(range.first)
+            .bind(range.last)
+            .fetch_all(&self.inner.pool)
+            .await
+            .doing("loading records by day")?,
+        };
+        Ok(rows.iter().map(stored_record).collect::<Result<_, _>>()?)
+    }
+
+    async fn day_counts(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> sync_core::Result<BTreeMap<NaiveDate, u64>> {
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "SELECT day, COUNT(*) FROM records \
+             WHERE source = $1 AND day BETWEEN $2 AND $3 AND NOT deleted GROUP BY day",
+        )
+        .bind(&stream.source)
+        .bind(range.first)
+        .bind(range.last)
+        .fetch_all(&self.inner.pool)
+        .await
+        .doing("counting records per day")?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, n)| (day, classify::to_u64(n)))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for PostgresStore {
+    async fn coverage(&self, stream: &StreamId) -> sync_core::Result<Coverage> {
+        let rows = sqlx::query(
+            "SELECT kind, first_day, last_day, first_key, last_key \
+             FROM covered_ranges WHERE source = $1 AND stream = $2",
+        )
+        .bind(&stream.source)
+        .bind(&stream.stream)
+        .fetch_all(&self.inner.pool)
+        .await
+        .doing("reading coverage")?;
+        let coverage = coverage_of(&rows)?;
+        // Every commit adds its own rows; merge them now and then so that
+        // reading stays cheap.
+        let merged = coverage.days.spans().count() + coverage.keys.spans().count();
+        if rows.len() > 2 * merged + 64 {
+            self.rewrite_coverage(stream, &Coverage::default()).await?;
+        }
+        Ok(coverage)
+    }
+
+    async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> sync_core::Result<()> {
+        Ok(self.rewrite_coverage(stream, units).await?)
+    }
+
+    async fn begin_run(&self, run: &RunReport) -> sync_core::Result<()> {
+        let id = run.id.0.as_str();
+        if !self.inner.leases.holds(id, &run.stream) {
+            let options = self.inner.pool.connect_options();
+            match lease::try_lock(&options, &run.stream).await? {
+                Some(conn) => self.inner.leases.keep(id, &run.stream, conn),
+                None => return Err(self.busy(&run.stream).await),
+            }
+        }
+        let recorded = async {
+            // Holding the lease proves that no other run of the stream is
+            // alive: any left in progress belong to dead processes.
+            sqlx::query(
+                "UPDATE runs SET status = 'failed', finished_at = COALESCE(finished_at, $4), \
+                 errors = errors || jsonb_build_array($5::text) \
+                 WHERE source = $1 AND stream = $2 AND status = 'in_progress' AND id <> $3",
+            )
+            .bind(&run.stream.source)
+            .bind(&run.stream.stream)
+            .bind(id)
+            .bind(Utc::now())
+            .bind(ABANDONED)
+            .execute(&self.inner.pool)
+            .await
+            .doing("marking abandoned runs failed")?;
+            let mut report = run.clone();
+            report.status = RunStatus::InProgress;
+            report.finished_at = None;
+            self.upsert_run(&report).await
+        }
+        .await;
+        if let Err(e) = recorded {
+            self.inner.leases.release(id).await;
+            return Err(e.into());
+        }
+        tracing::debug!(run = %run.id, stream = %stream_key(&run.stream), "lease taken");
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: &RunReport) -> sync_core::Result<()> {
+        let recorded = self.upsert_run(run).await;
+        // Release even when recording failed: the lease must not outlive
+        // the run.
+        self.inner.leases.release(&run.id.0).await;
+        Ok(recorded?)
+    }
+
+    async fn runs(
+        &self,
+        stream: Option<&StreamId>,
+        limit: usize,
+    ) -> sync_core::Result<Vec<RunReport>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let by_stream = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE source = $1 AND stream = $2 \
+             ORDER BY started_at DESC, seq DESC LIMIT $3"
+        );
+        let all =
+            format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC, seq DESC LIMIT $1");
+        let rows = match stream {
+            Some(stream) => sqlx::query(&by_stream)
+                .bind(&stream.source)
+                .bind(&stream.stream)
+                .bind(limit),
+            None => sqlx::query(&all).bind(limit),
+        }
+        .fetch_all(&self.inner.pool)
+        .await
+        .doing("reading the run history")?;
+        Ok(rows.iter().map(run_report).collect::<Result<_, _>>()?)
+    }
+
+    async fn run(&self, id: &RunId) -> sync_core::Result<Option<RunReport>> {
+        let row = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
+            .bind(&id.0)
+            .fetch_optional(&self.inner.pool)
+            .await
+            .doing("reading a run")?;
+        Ok(row.as_ref().map(run_report).transpose()?)
+    }
+
+    async fn run_changes(&self, id: &RunId) -> sync_core::Result<Vec<RecordChange>> {
+        let rows: Vec<(String, String, String, Json<Vec<FieldChange>>)> = sqlx::query_as(
+            "SELECT entity, external_id, kind, fields FROM record_changes \
+             WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(&id.0)
+        .fetch_all(&self.inner.pool)
+        .await
+        .doing("reading the change log")?;
+        let mut changes = Vec::with_capacity(rows.len());
+        for (entity, external_id, kind, Json(fields)) in rows {
+            let kind = match kind.as_str() {
+                "created" => ChangeKind::Created,
+                "updated" => ChangeKind::Updated,
+                "deleted" => ChangeKind::Deleted,
+                other => return Err(Error::Corrupt(format!("change of kind {other:?}")).into()),
+            };
+            changes.push(RecordChange {
+                entity,
+                external_id,
+                kind,
+                fields,
+            });
+        }
+        Ok(changes)
+    }
+}
