@@ -1,1 +1,45 @@
-fn main() {}
+//! `sync-cli`: resumable, rate-limited synchronisation of booking data into
+//! a database. See `sync-cli --help`.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod logging;
+mod progress;
+mod render;
+mod sources;
+mod stores;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::config::Settings;
+use crate::error::ExitCode;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(exit_code = e.code as i32, error = %e.message, "command failed");
+            eprintln!("error: {e}");
+            e.code
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, error::CliError> {
+    let settings = Settings::load(&cli)?;
+    let _log_guard = logging::init(
+        &settings.log_file,
+        settings.log_rotation,
+        &settings.log_level,
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error::CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(commands::dispatch(cli, settings))
+}

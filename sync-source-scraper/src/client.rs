@@ -135,7 +135,7 @@ impl SiteClient {
     pub(crate) fn session_is_stale(&self) -> bool {
         self.session()
             .logged_in_at
-            .map_or(true, |t| t.elapsed() >= self.session_max_age)
+            .is_none_or(|t| t.elapsed() >= self.session_max_age)
     }
 
     /// Logs in now.

@@ -215,7 +215,7 @@ impl YclientsRecords {
                 // A record that moved to a later page while we paged is kept once.
                 let first_time = item
                     .get("id")
-                    .map_or(true, |id| seen.insert(id.to_string()));
+                    .is_none_or(|id| seen.insert(id.to_string()));
                 if first_time {
                     out.push(item);
                 }

@@ -155,8 +155,7 @@ pub(crate) fn generate(config: &BookingSimConfig) -> Vec<Appointment> {
         };
         let boardings = rng.gen_range(0..=2 * config.boardings_per_day);
         let others = rng.gen_range(0..=2 * config.daycare_per_day);
-        let mut kinds: Vec<Kind> = std::iter::repeat(Kind::Boarding)
-            .take(boardings as usize)
+        let mut kinds: Vec<Kind> = std::iter::repeat_n(Kind::Boarding, boardings as usize)
             .chain((0..others).map(|i| {
                 if i % 4 == 3 {
                     Kind::Grooming

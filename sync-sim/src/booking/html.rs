@@ -265,7 +265,7 @@ fn list_time(a: &Appointment, tz: Tz) -> String {
     let ampm = |t: DateTime<Tz>| t.format("%p").to_string();
     match (a.kind, a.check_out.map(|c| c.with_timezone(&tz))) {
         (_, None) => format!("{}, {} -", start.format("%b %-d"), hm(start)),
-        (Kind::Daycare, Some(end)) if a.id % 3 == 0 => format!(
+        (Kind::Daycare, Some(end)) if a.id.is_multiple_of(3) => format!(
             "Pick-Up ( {} - {} )",
             end.format("%-I %P"),
             (end + chrono::Duration::hours(1)).format("%-I %P")
@@ -276,7 +276,7 @@ fn list_time(a: &Appointment, tz: Tz) -> String {
         (_, Some(end)) if end.date_naive() == start.date_naive() => {
             format!("{}, {} - {}", start.format("%b %-d"), hm(start), hm(end))
         }
-        (_, Some(end)) if a.id % 2 == 0 => format!(
+        (_, Some(end)) if a.id.is_multiple_of(2) => format!(
             "{}, {} - {}, {}",
             start.format("%b %d"),
             ampm(start),

@@ -370,7 +370,7 @@ fn too_many(s: &mut SimState, wait_secs: Option<u64>) -> Response {
     let send = match s.limits.retry_after {
         RetryAfter::Never => false,
         RetryAfter::Always => true,
-        RetryAfter::EveryNth(n) => n > 0 && s.n_429 % u64::from(n) == 0,
+        RetryAfter::EveryNth(n) => n > 0 && s.n_429.is_multiple_of(u64::from(n)),
     };
     let mut resp = envelope_error(StatusCode::TOO_MANY_REQUESTS, "Too many requests", None);
     if let (true, Some(w)) = (send, wait_secs) {
@@ -385,7 +385,7 @@ fn maybe_change_data(s: &mut SimState) {
     let Some(change) = s.faults.change_during_sync else {
         return;
     };
-    if change.every_requests == 0 || s.stats.requests % change.every_requests != 0 {
+    if change.every_requests == 0 || !s.stats.requests.is_multiple_of(change.every_requests) {
         return;
     }
     let now = Utc::now();
@@ -684,8 +684,8 @@ async fn clients_list(
         let rows: Vec<&Value> = c
             .clients
             .iter()
-            .filter(|r| after.map_or(true, |a| r.last_change >= a))
-            .filter(|r| before.map_or(true, |b| r.last_change <= b))
+            .filter(|r| after.is_none_or(|a| r.last_change >= a))
+            .filter(|r| before.is_none_or(|b| r.last_change <= b))
             .map(|r| &r.value)
             .collect();
         let total = rows.len();
@@ -805,14 +805,14 @@ async fn records(
         let before = parse_instant_param(&p, "changed_before", c.tz)?;
         let keep = |r: &&RecordRow| {
             (with_deleted || !r.deleted)
-                && start.map_or(true, |d| r.date >= d)
-                && end.map_or(true, |d| r.date <= d)
-                && c_start.map_or(true, |d| r.created_day >= d)
-                && c_end.map_or(true, |d| r.created_day <= d)
-                && after.map_or(true, |a| r.last_change >= a)
-                && before.map_or(true, |b| r.last_change <= b)
-                && client_id.map_or(true, |id| r.client_id == Some(id))
-                && staff_id.map_or(true, |id| r.staff_id == id)
+                && start.is_none_or(|d| r.date >= d)
+                && end.is_none_or(|d| r.date <= d)
+                && c_start.is_none_or(|d| r.created_day >= d)
+                && c_end.is_none_or(|d| r.created_day <= d)
+                && after.is_none_or(|a| r.last_change >= a)
+                && before.is_none_or(|b| r.last_change <= b)
+                && client_id.is_none_or(|id| r.client_id == Some(id))
+                && staff_id.is_none_or(|id| r.staff_id == id)
         };
         let total = c.records.iter().filter(keep).count();
         let data: Vec<Value> = c
@@ -915,8 +915,8 @@ async fn visits_search(
             .records
             .iter()
             .filter(|r| r.client_id == Some(client_id) && !r.deleted)
-            .filter(|r| from.map_or(true, |d| r.date >= d) && to.map_or(true, |d| r.date <= d))
-            .filter(|r| attendance.map_or(true, |a| r.value["attendance"].as_i64() == Some(a)))
+            .filter(|r| from.is_none_or(|d| r.date >= d) && to.is_none_or(|d| r.date <= d))
+            .filter(|r| attendance.is_none_or(|a| r.value["attendance"].as_i64() == Some(a)))
             .collect();
         items.sort_by_key(|r| std::cmp::Reverse((r.datetime, r.id)));
         let mut take = items.len().min(VISITS_PAGE);

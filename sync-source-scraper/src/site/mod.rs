@@ -579,7 +579,7 @@ impl Site {
             } else {
                 rest.to_string()
             };
-            if !value.is_empty() && best.as_ref().map_or(true, |(len, _)| text.len() < *len) {
+            if !value.is_empty() && best.as_ref().is_none_or(|(len, _)| text.len() < *len) {
                 best = Some((text.len(), value));
             }
         }
