@@ -88,5 +88,7 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 # Tests that stop and start the server (outage tests) find it here.
 export SYNC_TEST_PG_BINDIR="$bindir"
 export SYNC_TEST_PG_DATA="$workdir/data"
+# The user that owns the cluster (pg_ctl must run as it); empty: this user.
+if [ "${#as_owner[@]}" -gt 0 ]; then export SYNC_TEST_PG_RUNAS=postgres; else export SYNC_TEST_PG_RUNAS=""; fi
 echo "with-postgres: throwaway PostgreSQL on 127.0.0.1:$port ($bindir)" >&2
 "$@"
