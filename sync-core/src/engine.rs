@@ -310,7 +310,11 @@ impl Engine {
             }
             tokio::select! {
                 biased;
-                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => tally.record(outcome),
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => {
+                    tally.record(outcome);
+                    // The pause is between batches: after one ends, too.
+                    next_start = Instant::now() + options.interval;
+                }
                 _ = tokio::time::sleep_until(next_start), if may_start => {
                     if let Some(batch) = next.take() {
                         tally.started(&batch);

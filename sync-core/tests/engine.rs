@@ -1305,6 +1305,27 @@ async fn batches_start_an_interval_apart_and_the_wait_is_cancellable() {
         .collect();
     assert_eq!(starts, [0, 10, 20, 30]);
 
+    // The pause follows the end of a batch: a 4 s batch and a 10 s pause
+    // put each fetch 14 s after the previous one (the log notes a fetch
+    // when its 4 s request ends).
+    let mut slow = ScriptedSource::new("interval-slow");
+    slow.latency = Duration::from_secs(4);
+    let slow = Arc::new(slow);
+    let start = Instant::now();
+    engine(&slow, &store)
+        .run(&september(3), &opts)
+        .await
+        .unwrap();
+    let starts: Vec<u64> = slow
+        .log
+        .lock()
+        .unwrap()
+        .fetches
+        .iter()
+        .map(|(_, at)| at.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(starts, [4, 18, 32]);
+
     let source = Arc::new(ScriptedSource::new("interval-cancel"));
     let cancel = opts.cancel.clone();
     tokio::spawn(async move {
