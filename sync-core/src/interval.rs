@@ -246,6 +246,18 @@ impl<T: Point> IntervalSet<T> {
         gaps
     }
 
+    /// The points of this set that `other` does not hold (to forget part of
+    /// a checkpoint, for instance).
+    pub fn subtract(&self, other: &IntervalSet<T>) -> IntervalSet<T> {
+        let mut kept = IntervalSet::new();
+        for span in self.spans() {
+            for gap in other.gaps(span) {
+                kept.insert(gap);
+            }
+        }
+        kept
+    }
+
     /// Coverage of `target`: covered points, total, percent and gaps.
     pub fn coverage(&self, target: Span<T>) -> CoverageSummary<T> {
         let covered = self.count_within(target);
@@ -354,6 +366,29 @@ mod tests {
         assert_eq!((c.covered, c.total), (7, 11));
         assert_eq!(c.percent(), 63.63);
         assert!(!c.is_complete());
+    }
+
+    #[test]
+    fn subtract_splits_trims_and_drops_ranges() {
+        let s = set(&[(1, 10), (20, 30), (40, 45)]);
+        let remove = set(&[(3, 4), (25, 42), (100, 200)]);
+        assert_eq!(
+            s.subtract(&remove).spans().collect::<Vec<_>>(),
+            vec![
+                Span::new(1, 2).unwrap(),
+                Span::new(5, 10).unwrap(),
+                Span::new(20, 24).unwrap(),
+                Span::new(43, 45).unwrap(),
+            ]
+        );
+        assert_eq!(s.subtract(&IntervalSet::new()), s);
+        assert!(s.subtract(&s).is_empty());
+        assert!(IntervalSet::<i64>::new().subtract(&s).is_empty());
+        let whole = set(&[(i64::MIN, i64::MAX)]);
+        assert_eq!(
+            whole.subtract(&set(&[(i64::MIN + 1, i64::MAX)])),
+            set(&[(i64::MIN, i64::MIN)])
+        );
     }
 
     #[test]

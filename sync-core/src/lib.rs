@@ -14,6 +14,8 @@
 //! - [`limiter`]: the run-time limiter that holds every window at once.
 //! - [`retry`]: the retry policy, classified by [`SyncError`].
 //! - [`engine`]: drives the batches of a run and records it.
+//! - [`commit`]: what a commit does to each record (created, updated,
+//!   deleted, unchanged), decided the same way by every store.
 //! - [`memory`]: an in-memory store for tests and examples.
 //!
 //! The invariants this crate guarantees (checkpoint never ahead of data,
@@ -22,6 +24,7 @@
 //! design document; each has a test.
 
 pub mod batch;
+pub mod commit;
 pub mod coverage;
 pub mod engine;
 pub mod error;

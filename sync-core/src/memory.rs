@@ -12,10 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 
+use crate::commit::{self, StoredVersion};
 use crate::coverage::Coverage;
 use crate::error::{Result, SyncError};
 use crate::interval::DayRange;
-use crate::record::{diff_payloads, ChangeKind, RecordChange, StoredRecord, StreamId, Unit};
+use crate::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
 use crate::run::{RecordCounts, RunId, RunReport, RunStatus};
 use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
 
@@ -50,7 +51,16 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
+/// (stream source, entity, external id).
 type RecordKey = (String, String, String);
+
+fn record_key(source: &str, record: &Record) -> RecordKey {
+    (
+        source.to_owned(),
+        record.entity.clone(),
+        record.external_id.clone(),
+    )
+}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -81,7 +91,7 @@ impl MemoryStore {
     /// and change nothing (as a rolled-back transaction would). Faults queue
     /// up: calling this twice makes `n1 + n2` commits fail, in call order.
     pub fn fail_next_commits(&self, n: usize, fault: CommitFault) {
-        self.lock().faults.extend(std::iter::repeat(fault).take(n));
+        self.lock().faults.extend(std::iter::repeat_n(fault, n));
     }
 
     /// Test hook: every commit waits `delay` (on the tokio clock) before it
@@ -129,15 +139,30 @@ impl Store for MemoryStore {
         }
         // Everything below happens under one lock: records, change log and
         // coverage become visible together.
+        let source = &batch.stream.source;
+        let unique = commit::dedupe(batch.records);
+        let stored: HashMap<commit::RecordKey, StoredVersion> = unique
+            .iter()
+            .filter_map(|r| {
+                let old = inner.records.get(&record_key(source, r))?;
+                Some((
+                    (r.entity.clone(), r.external_id.clone()),
+                    StoredVersion::from(old),
+                ))
+            })
+            .collect();
+        let plan = commit::plan(&unique, &stored);
         let now = Utc::now();
-        let mut counts = RecordCounts::default();
-        let mut changes = Vec::new();
-        for record in batch.records {
-            let key = (
-                batch.stream.source.clone(),
-                record.entity.clone(),
-                record.external_id.clone(),
-            );
+        let mut changes = Vec::with_capacity(plan.writes.len());
+        for &(record, kind) in &plan.writes {
+            let key = record_key(source, record);
+            let old_payload = inner.records.get(&key).map(|old| &old.payload);
+            changes.push(RecordChange {
+                entity: record.entity.clone(),
+                external_id: record.external_id.clone(),
+                kind,
+                fields: commit::changed_fields(kind, old_payload, &record.payload),
+            });
             let new = StoredRecord {
                 entity: record.entity.clone(),
                 external_id: record.external_id.clone(),
@@ -147,31 +172,6 @@ impl Store for MemoryStore {
                 deleted: record.deleted,
                 last_changed: now,
             };
-            let kind = match inner.records.get(&key) {
-                None => Some(ChangeKind::Created),
-                Some(old) if old.hash == record.hash && old.deleted == record.deleted => None,
-                Some(old) if record.deleted && !old.deleted => Some(ChangeKind::Deleted),
-                Some(_) => Some(ChangeKind::Updated),
-            };
-            let Some(kind) = kind else {
-                counts.unchanged += 1;
-                continue;
-            };
-            let fields = match (kind, inner.records.get(&key)) {
-                (ChangeKind::Created, _) | (_, None) => Vec::new(),
-                (_, Some(old)) => diff_payloads(&old.payload, &record.payload),
-            };
-            match kind {
-                ChangeKind::Created => counts.created += 1,
-                ChangeKind::Updated => counts.updated += 1,
-                ChangeKind::Deleted => counts.deleted += 1,
-            }
-            changes.push(RecordChange {
-                entity: record.entity.clone(),
-                external_id: record.external_id.clone(),
-                kind,
-                fields,
-            });
             inner.records.insert(key, new);
         }
         if !changes.is_empty() {
@@ -187,7 +187,7 @@ impl Store for MemoryStore {
             .or_default()
             .extend(batch.covered);
         inner.commits += 1;
-        Ok(counts)
+        Ok(plan.counts)
     }
 
     async fn existing(
@@ -256,23 +256,9 @@ impl CheckpointStore for MemoryStore {
     }
 
     async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> Result<()> {
-        let mut inner = self.lock();
-        let Some(covered) = inner.coverage.get(stream) else {
-            return Ok(());
-        };
-        // IntervalSet has no removal: rebuild from the gaps left by `units`.
-        let mut kept = Coverage::default();
-        for span in covered.days.spans() {
-            for gap in units.days.gaps(span) {
-                kept.days.insert(gap);
-            }
+        if let Some(covered) = self.lock().coverage.get_mut(stream) {
+            *covered = covered.subtract(units);
         }
-        for span in covered.keys.spans() {
-            for gap in units.keys.gaps(span) {
-                kept.keys.insert(gap);
-            }
-        }
-        inner.coverage.insert(stream.clone(), kept);
         Ok(())
     }
 
@@ -320,7 +306,7 @@ impl CheckpointStore for MemoryStore {
             .runs
             .iter()
             .enumerate()
-            .filter(|(_, r)| stream.map_or(true, |s| &r.stream == s))
+            .filter(|(_, r)| stream.is_none_or(|s| &r.stream == s))
             .collect();
         runs.sort_by(|(i, a), (j, b)| b.started_at.cmp(&a.started_at).then(j.cmp(i)));
         Ok(runs
@@ -343,7 +329,6 @@ impl CheckpointStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::interval::Span;
-    use crate::record::Record;
     use serde_json::json;
 
     fn day(s: &str) -> NaiveDate {

@@ -43,6 +43,27 @@ pub enum Unit {
     Key(i64),
 }
 
+impl Unit {
+    /// The unit as the `(unit_kind, day, key)` columns stores keep it:
+    /// `("day", Some(day), None)` or `("key", None, Some(key))`.
+    pub fn parts(self) -> (&'static str, Option<NaiveDate>, Option<i64>) {
+        match self {
+            Self::Day(day) => ("day", Some(day), None),
+            Self::Key(key) => ("key", None, Some(key)),
+        }
+    }
+
+    /// The unit stored as [`Unit::parts`]; `None` when the kind is unknown
+    /// or its column is empty.
+    pub fn from_parts(kind: &str, day: Option<NaiveDate>, key: Option<i64>) -> Option<Self> {
+        match (kind, day, key) {
+            ("day", Some(day), _) => Some(Self::Day(day)),
+            ("key", _, Some(key)) => Some(Self::Key(key)),
+            _ => None,
+        }
+    }
+}
+
 /// A content hash of a record's payload: equal hashes mean no change.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ContentHash(#[serde(with = "hex32")] pub [u8; 32]);
@@ -266,6 +287,16 @@ impl ChangeKind {
             Self::Deleted => "deleted",
         }
     }
+
+    /// Parses [`ChangeKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "created" => Self::Created,
+            "updated" => Self::Updated,
+            "deleted" => Self::Deleted,
+            _ => return None,
+        })
+    }
 }
 
 /// One field that differs between the stored and the new payload.
@@ -365,6 +396,36 @@ mod tests {
         assert_ne!(h(json!({"a": "1"})), h(json!({"a": 1})));
         assert_ne!(h(json!(["ab", "c"])), h(json!(["a", "bc"])));
         assert_ne!(h(json!(null)), h(json!({})));
+    }
+
+    #[test]
+    fn unit_parts_round_trip() {
+        let day: NaiveDate = "2024-03-31".parse().unwrap();
+        for unit in [Unit::Day(day), Unit::Key(-7), Unit::Key(i64::MAX)] {
+            let (kind, d, k) = unit.parts();
+            assert_eq!(Unit::from_parts(kind, d, k), Some(unit));
+        }
+        assert_eq!(Unit::Day(day).parts(), ("day", Some(day), None));
+        assert_eq!(Unit::Key(3).parts(), ("key", None, Some(3)));
+        assert_eq!(Unit::from_parts("day", None, Some(3)), None);
+        assert_eq!(Unit::from_parts("key", Some(day), None), None);
+        assert_eq!(Unit::from_parts("week", Some(day), Some(3)), None);
+    }
+
+    #[test]
+    fn change_kind_names_round_trip() {
+        for kind in [
+            ChangeKind::Created,
+            ChangeKind::Updated,
+            ChangeKind::Deleted,
+        ] {
+            assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.as_str())
+            );
+        }
+        assert_eq!(ChangeKind::parse("moved"), None);
     }
 
     #[test]

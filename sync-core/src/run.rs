@@ -86,6 +86,25 @@ pub enum SyncMode {
     Delta,
 }
 
+impl SyncMode {
+    /// The snake_case name used in stores and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Delta => "delta",
+        }
+    }
+
+    /// Parses [`SyncMode::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "full" => Self::Full,
+            "delta" => Self::Delta,
+            _ => return None,
+        })
+    }
+}
+
 /// Record counts of a commit or a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordCounts {
@@ -181,5 +200,32 @@ impl RunReport {
     /// How long the run took (so far).
     pub fn duration(&self) -> chrono::Duration {
         self.finished_at.unwrap_or_else(Utc::now) - self.started_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for mode in [SyncMode::Full, SyncMode::Delta] {
+            assert_eq!(SyncMode::parse(mode.as_str()), Some(mode));
+            let json = serde_json::to_string(&mode).unwrap();
+            assert_eq!(json, format!("\"{}\"", mode.as_str()));
+        }
+        for status in [
+            RunStatus::InProgress,
+            RunStatus::Completed,
+            RunStatus::Partial,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ] {
+            assert_eq!(RunStatus::parse(status.as_str()), Some(status));
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+        assert_eq!(SyncMode::parse("Full"), None);
+        assert_eq!(SyncMode::parse(""), None);
     }
 }

@@ -61,8 +61,11 @@ pub trait Store: Send + Sync + Debug {
     /// whose content hash is unchanged counts as unchanged and is not
     /// rewritten; a changed one is updated and gets a change log entry
     /// naming the fields that changed; a record marked deleted that was not
-    /// deleted before counts as deleted. Committing the same batch again
-    /// changes nothing and counts everything as unchanged.
+    /// deleted before counts as deleted; a record moved to another unit
+    /// (day or key) counts as updated. A batch holding the same key twice
+    /// stores its last version, counted once. Committing the same batch
+    /// again changes nothing and counts everything as unchanged.
+    /// [`crate::commit`] decides all of this; stores only write.
     async fn commit(&self, batch: BatchCommit<'_>) -> Result<RecordCounts>;
 
     /// Records already stored for `stream` that match `query`.

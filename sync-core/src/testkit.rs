@@ -22,8 +22,14 @@
 //!   change log entry without fields), even when it is already marked
 //!   deleted;
 //! - a record that was deleted and comes back not deleted counts as updated;
+//! - a record committed again with the same payload but another unit (it
+//!   moved to another day, or from a key to a day) counts as updated and is
+//!   stored under its new unit, so per-day counts follow it;
+//! - a batch holding a key twice stores its last version, counted once;
 //! - timestamps need only survive to the second; `last_changed` must be set
 //!   when a record is created or changed and kept when it is unchanged.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::{json, Value};
@@ -43,6 +49,8 @@ pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
     existing_filters(store, checkpoints).await;
     change_detection_and_log(store, checkpoints).await;
     deleted_marking(store, checkpoints).await;
+    moved_record_is_updated(store, checkpoints).await;
+    duplicate_keys_in_a_batch(store, checkpoints).await;
     coverage_after_partial_runs(store, checkpoints).await;
     clear_coverage(store, checkpoints).await;
     run_history(store, checkpoints).await;
@@ -597,6 +605,120 @@ pub async fn deleted_marking(store: &dyn Store, checkpoints: &dyn CheckpointStor
     );
     let stored = stored_by_ids(CHECK, store, &stream, ENTITY, &["c"]).await;
     assert_stored(CHECK, &stored, &[&born_deleted]);
+}
+
+/// A record committed again with the same payload (same hash) but another
+/// unit counts as updated, with an `Updated` change log entry without
+/// fields; `existing` and `day_counts` then show it under its new unit, and
+/// committing it there again counts as unchanged.
+pub async fn moved_record_is_updated(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
+    const CHECK: &str = "moved_record_is_updated";
+    let stream = unique_stream(CHECK);
+    let payload = json!({"client": "Ann", "status": "booked"});
+    let on_day_1 = visit("m", 1, payload.clone());
+    let on_day_2 = visit("m", 2, payload.clone());
+    let as_key = Record::new(ENTITY, "m", Unit::Key(5), payload);
+    assert_eq!(
+        on_day_1.hash, on_day_2.hash,
+        "testkit::{CHECK}: same payload"
+    );
+    let mut covered = days(1, 2);
+    covered.extend(&keys(5, 5));
+    let commit_one = |record: &Record| {
+        let records = vec![record.clone()];
+        let covered = covered.clone();
+        let stream = stream.clone();
+        async move { commit_in_run(CHECK, store, checkpoints, &stream, &records, &covered).await }
+    };
+    let count_days = || async {
+        ok(
+            CHECK,
+            "day_counts",
+            store.day_counts(&stream, day_span(1, 2)).await,
+        )
+    };
+
+    let (c, _) = commit_one(&on_day_1).await;
+    assert_eq!(c, counts(1, 0, 0, 0), "testkit::{CHECK}: first commit");
+
+    let (c, run) = commit_one(&on_day_2).await;
+    assert_eq!(
+        c,
+        counts(0, 1, 0, 0),
+        "testkit::{CHECK}: same payload on another day must count as updated"
+    );
+    let changes = ok(CHECK, "run_changes", checkpoints.run_changes(&run.id).await);
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.external_id.as_str(), c.kind, c.fields.len()))
+            .collect::<Vec<_>>(),
+        vec![("m", ChangeKind::Updated, 0)],
+        "testkit::{CHECK}: change log of the move (no field changed)"
+    );
+    let day1 = stored_in_days(CHECK, store, &stream, ENTITY, 1, 1).await;
+    assert_stored(CHECK, &day1, &[]);
+    let day2 = stored_in_days(CHECK, store, &stream, ENTITY, 2, 2).await;
+    assert_stored(CHECK, &day2, &[&on_day_2]);
+    let want: BTreeMap<NaiveDate, u64> = [(day(2), 1)].into_iter().collect();
+    assert_eq!(
+        count_days().await,
+        want,
+        "testkit::{CHECK}: day_counts after the move"
+    );
+
+    let (c, _) = commit_one(&on_day_2).await;
+    assert_eq!(
+        c,
+        counts(0, 0, 1, 0),
+        "testkit::{CHECK}: committed again on its new day"
+    );
+
+    let (c, _) = commit_one(&as_key).await;
+    assert_eq!(
+        c,
+        counts(0, 1, 0, 0),
+        "testkit::{CHECK}: same payload under a key instead of a day"
+    );
+    let by_id = stored_by_ids(CHECK, store, &stream, ENTITY, &["m"]).await;
+    assert_stored(CHECK, &by_id, &[&as_key]);
+    let in_days = stored_in_days(CHECK, store, &stream, ENTITY, 1, 2).await;
+    assert_stored(CHECK, &in_days, &[]);
+    assert!(
+        count_days().await.is_empty(),
+        "testkit::{CHECK}: a record moved to a key still counted on a day"
+    );
+}
+
+/// A batch holding the same key twice stores the last version, counted
+/// and logged once.
+pub async fn duplicate_keys_in_a_batch(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
+    const CHECK: &str = "duplicate_keys_in_a_batch";
+    let stream = unique_stream(CHECK);
+    let last_a = visit("a", 2, json!({"v": 3}));
+    let records = vec![
+        visit("a", 1, json!({"v": 1})),
+        visit("b", 1, json!({"v": 2})),
+        last_a.clone(),
+    ];
+    let (c, run) = commit_in_run(CHECK, store, checkpoints, &stream, &records, &days(1, 2)).await;
+    assert_eq!(
+        c,
+        counts(2, 0, 0, 0),
+        "testkit::{CHECK}: a key twice in one batch is one record"
+    );
+    let mut changes = ok(CHECK, "run_changes", checkpoints.run_changes(&run.id).await);
+    changes.sort_by(|x, y| x.external_id.cmp(&y.external_id));
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.external_id.as_str(), c.kind))
+            .collect::<Vec<_>>(),
+        vec![("a", ChangeKind::Created), ("b", ChangeKind::Created)],
+        "testkit::{CHECK}: change log"
+    );
+    let stored = stored_by_ids(CHECK, store, &stream, ENTITY, &["a"]).await;
+    assert_stored(CHECK, &stored, &[&last_a]);
 }
 
 /// Several commits of separate day and key ranges merge into one coverage

@@ -131,7 +131,7 @@ impl Server {
             .throttled
             .iter()
             .any(|&(from, to)| since_start >= from && since_start < to);
-        if self.burst_every > 0 && n % self.burst_every == 0 {
+        if self.burst_every > 0 && n.is_multiple_of(self.burst_every) {
             s.burst_left = self.burst_len;
         }
         let in_burst = s.burst_left > 0;
@@ -141,7 +141,10 @@ impl Server {
         if breached || throttled || in_burst {
             s.sent_429 += 1;
             // Half of the 429s say how long to wait.
-            let retry_after = (s.sent_429 % 2 == 0).then_some(Duration::from_secs(2));
+            let retry_after = s
+                .sent_429
+                .is_multiple_of(2)
+                .then_some(Duration::from_secs(2));
             return Err(retry_after);
         }
         Ok(())

@@ -213,9 +213,7 @@ impl YclientsRecords {
             let n = items.len();
             for item in items {
                 // A record that moved to a later page while we paged is kept once.
-                let first_time = item
-                    .get("id")
-                    .is_none_or(|id| seen.insert(id.to_string()));
+                let first_time = item.get("id").is_none_or(|id| seen.insert(id.to_string()));
                 if first_time {
                     out.push(item);
                 }

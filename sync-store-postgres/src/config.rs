@@ -16,16 +16,20 @@ pub struct PostgresConfig {
     /// How long to wait for a free connection (or a new one) before failing
     /// as retryable.
     pub acquire_timeout: Duration,
+    /// How long the first connection, made when the store connects, may
+    /// take; a refused connection fails at once.
+    pub connect_timeout: Duration,
 }
 
 impl PostgresConfig {
     /// Defaults for the server at `url` (`postgres://user:password@host:port/db`):
-    /// 8 connections, 30 s to acquire one.
+    /// 8 connections, 30 s to acquire one, 5 s for the first connection.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 
@@ -46,13 +50,14 @@ impl fmt::Debug for PostgresConfig {
             .field("url", &self.redacted_url())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
 
 /// `url` with its password replaced by `***` (and with nothing of it when it
 /// cannot be parsed, as a password could be anywhere in it then).
-pub(crate) fn redact_url(url: &str) -> String {
+fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {

@@ -16,8 +16,9 @@ pub(crate) enum Error {
         source: sqlx::Error,
     },
     /// Connecting failed. `url` is redacted and `detail` is the driver's
-    /// message with the password scrubbed out, should it ever echo it.
-    #[error("connecting to {url}: {detail}")]
+    /// message (with a long enough password scrubbed out, should it ever
+    /// echo it).
+    #[error("cannot connect to {url}: {detail}")]
     Connect {
         url: String,
         detail: String,

@@ -25,7 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-mod classify;
 mod config;
 mod error;
 mod lease;

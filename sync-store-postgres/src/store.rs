@@ -11,17 +11,16 @@ use serde_json::Value;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{Postgres, Row, Transaction};
-use sync_core::record::diff_payloads;
+use sqlx::{Connection, Postgres, Row, Transaction};
+use sync_core::commit::{self, RecordKey, StoredVersion};
 use sync_core::{
     BatchCommit, ChangeKind, CheckpointStore, ContentHash, Coverage, DayRange, ExistingQuery,
-    FieldChange, Record, RecordChange, RecordCounts, RunId, RunReport, RunStatus, Span, Store,
-    StoredRecord, StreamId, SyncError,
+    FieldChange, Record, RecordChange, RecordCounts, RunId, RunReport, RunStatus, Store,
+    StoredRecord, StreamId, SyncError, SyncMode, Unit,
 };
 
-use crate::classify::{self, Existing, RecordKey};
-use crate::config::{redact_url, PostgresConfig};
-use crate::error::{class, Doing, Error};
+use crate::config::PostgresConfig;
+use crate::error::{class, Class, Doing, Error};
 use crate::lease::{self, stream_key, Leases};
 
 /// The schema migrations, embedded in the binary.
@@ -74,29 +73,21 @@ impl PostgresStore {
     }
 
     /// Connects as `config` says and migrates the schema.
+    ///
+    /// A first connection is made alone, within
+    /// [`PostgresConfig::connect_timeout`], so that a wrong URL or a server
+    /// that is down fails at once (the pool would retry a refused connection
+    /// until its acquire timeout).
     pub async fn connect_with(config: PostgresConfig) -> Result<Self, SyncError> {
-        let connect_error = |e: sqlx::Error| {
-            let mut detail = e.to_string();
-            if let Some(password) = url::Url::parse(config.url())
-                .ok()
-                .and_then(|u| u.password().map(str::to_owned))
-                .filter(|p| !p.is_empty())
-            {
-                detail = detail.replace(&password, "***");
-            }
-            Error::Connect {
-                url: redact_url(config.url()),
-                detail,
-                class: class(&e),
-            }
-        };
-        let options = PgConnectOptions::from_str(config.url()).map_err(connect_error)?;
+        let options =
+            PgConnectOptions::from_str(config.url()).map_err(|e| connect_error(&config, &e))?;
+        check_reachable(&config, &options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await
-            .map_err(connect_error)?;
+            .map_err(|e| connect_error(&config, &e))?;
         Self::from_pool(pool).await
     }
 
@@ -154,6 +145,68 @@ impl PostgresStore {
     }
 }
 
+/// Makes (and closes) one connection within the connect timeout.
+async fn check_reachable(config: &PostgresConfig, options: &PgConnectOptions) -> Result<(), Error> {
+    let timeout = config.connect_timeout;
+    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            // The server answered; a failure to say goodbye does not matter.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(connect_error(config, &e)),
+        Err(_) => Err(Error::Connect {
+            url: config.redacted_url(),
+            detail: format!("no answer within {} ms", timeout.as_millis()),
+            class: Class::Temporary,
+        }),
+    }
+}
+
+/// Passwords shorter than this are not searched for in driver messages:
+/// replacing a one-letter password would mangle the whole message. The
+/// driver does not echo passwords; this is only a second line of defence.
+const MIN_SCRUBBED_PASSWORD: usize = 6;
+
+/// The error for a failed connection: the URL redacted, a refused
+/// connection said plainly, a (long enough) password scrubbed from the
+/// driver's message should it be there.
+fn connect_error(config: &PostgresConfig, e: &sqlx::Error) -> Error {
+    let mut detail = match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused".to_owned()
+        }
+        other => other.to_string(),
+    };
+    for password in url_passwords(config.url()) {
+        if password.len() >= MIN_SCRUBBED_PASSWORD && detail.contains(&password) {
+            detail = detail.replace(&password, "***");
+        }
+    }
+    Error::Connect {
+        url: config.redacted_url(),
+        detail,
+        class: class(e),
+    }
+}
+
+/// The passwords a connection URL holds: after the user name, or as a
+/// `password` query parameter.
+fn url_passwords(url: &str) -> Vec<String> {
+    let Ok(url) = url::Url::parse(url) else {
+        return Vec::new();
+    };
+    let in_query = url
+        .query_pairs()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("password"))
+        .map(|(_, v)| v.into_owned());
+    url.password()
+        .map(str::to_owned)
+        .into_iter()
+        .chain(in_query)
+        .collect()
+}
+
 /// A record's text can hold no NUL character in Postgres (neither `text`
 /// nor `jsonb` stores it).
 fn check_storable(record: &Record) -> Result<(), Error> {
@@ -186,6 +239,16 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// A count for a signed integer column (saturating; counts never come near).
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A count read back from a signed integer column.
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 const RECORD_COLUMNS: &str =
     "entity, external_id, unit_kind, day, key, payload, hash, deleted, last_changed";
 
@@ -194,7 +257,7 @@ fn stored_record(row: &PgRow) -> Result<StoredRecord, Error> {
     let external_id: String = row.try_get("external_id").doing("reading a record")?;
     let unit_kind: String = row.try_get("unit_kind").doing("reading a record")?;
     let hash: String = row.try_get("hash").doing("reading a record")?;
-    let unit = classify::unit_from_columns(
+    let unit = Unit::from_parts(
         &unit_kind,
         row.try_get("day").doing("reading a record")?,
         row.try_get("key").doing("reading a record")?,
@@ -224,7 +287,7 @@ async fn load_existing(
     conn: &mut PgConnection,
     source: &str,
     keys: &[(&str, &str)],
-) -> Result<HashMap<RecordKey, Existing>, Error> {
+) -> Result<HashMap<RecordKey, StoredVersion>, Error> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -242,19 +305,15 @@ async fn load_existing(
     .doing("loading the stored versions of the batch")?;
     let mut existing = HashMap::with_capacity(rows.len());
     for row in rows {
-        let read = |row: &PgRow| -> Result<(RecordKey, Existing), sqlx::Error> {
+        let read = |row: &PgRow| -> Result<(RecordKey, StoredVersion), sqlx::Error> {
             let unit_kind: String = row.try_get("unit_kind")?;
             let hash: String = row.try_get("hash")?;
             Ok((
                 (row.try_get("entity")?, row.try_get("external_id")?),
-                Existing {
+                StoredVersion {
                     hash: ContentHash::from_hex(&hash),
                     deleted: row.try_get("deleted")?,
-                    unit: classify::unit_from_columns(
-                        &unit_kind,
-                        row.try_get("day")?,
-                        row.try_get("key")?,
-                    ),
+                    unit: Unit::from_parts(&unit_kind, row.try_get("day")?, row.try_get("key")?),
                 },
             ))
         };
@@ -324,23 +383,22 @@ async fn insert_ranges(
 fn coverage_of(rows: &[PgRow]) -> Result<Coverage, Error> {
     let mut coverage = Coverage::default();
     for row in rows {
-        let kind: String = row.try_get("kind").doing("reading coverage")?;
-        match kind.as_str() {
-            "day" => {
-                let first: NaiveDate = row.try_get("first_day").doing("reading coverage")?;
-                let last: NaiveDate = row.try_get("last_day").doing("reading coverage")?;
-                if let Some(span) = Span::new(first, last) {
-                    coverage.days.insert(span);
-                }
-            }
-            "key" => {
-                let first: i64 = row.try_get("first_key").doing("reading coverage")?;
-                let last: i64 = row.try_get("last_key").doing("reading coverage")?;
-                if let Some(span) = Span::new(first, last) {
-                    coverage.keys.insert(span);
-                }
-            }
-            other => return Err(Error::Corrupt(format!("covered range of kind {other:?}"))),
+        let read = |row: &PgRow| -> Result<(String, Option<Unit>, Option<Unit>), sqlx::Error> {
+            let kind: String = row.try_get("kind")?;
+            let first =
+                Unit::from_parts(&kind, row.try_get("first_day")?, row.try_get("first_key")?);
+            let last = Unit::from_parts(&kind, row.try_get("last_day")?, row.try_get("last_key")?);
+            Ok((kind, first, last))
+        };
+        let (kind, first, last) = read(row).doing("reading coverage")?;
+        let inserted = match (first, last) {
+            (Some(first), Some(last)) => coverage.insert_unit_range(first, last),
+            _ => false,
+        };
+        if !inserted {
+            return Err(Error::Corrupt(format!(
+                "covered range of kind {kind:?} without valid bounds"
+            )));
         }
     }
     Ok(coverage)
@@ -353,7 +411,7 @@ const RUN_COLUMNS: &str = "id, source, stream, mode, target, status, started_at,
 fn run_report(row: &PgRow) -> Result<RunReport, Error> {
     let count = |name: &str| -> Result<u64, Error> {
         let v: i64 = row.try_get(name).doing("reading a run")?;
-        Ok(classify::to_u64(v))
+        Ok(to_u64(v))
     };
     let id: String = row.try_get("id").doing("reading a run")?;
     let mode: String = row.try_get("mode").doing("reading a run")?;
@@ -364,7 +422,7 @@ fn run_report(row: &PgRow) -> Result<RunReport, Error> {
             row.try_get::<String, _>("source").doing("reading a run")?,
             row.try_get::<String, _>("stream").doing("reading a run")?,
         ),
-        mode: classify::parse_mode(&mode)
+        mode: SyncMode::parse(&mode)
             .ok_or_else(|| Error::Corrupt(format!("run {id} has mode {mode:?}")))?,
         target: row.try_get("target").doing("reading a run")?,
         started_at: row.try_get("started_at").doing("reading a run")?,
@@ -391,7 +449,7 @@ fn run_report(row: &PgRow) -> Result<RunReport, Error> {
 impl PostgresStore {
     /// Writes the whole report of `run` (insert or replace).
     async fn upsert_run(&self, run: &RunReport) -> Result<(), Error> {
-        let n = classify::to_i64;
+        let n = to_i64;
         sqlx::query(&format!(
             "INSERT INTO runs ({RUN_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
@@ -407,7 +465,7 @@ impl PostgresStore {
         .bind(&run.id.0)
         .bind(&run.stream.source)
         .bind(&run.stream.stream)
-        .bind(classify::mode_str(run.mode))
+        .bind(run.mode.as_str())
         .bind(&run.target)
         .bind(run.status.as_str())
         .bind(run.started_at)
@@ -470,7 +528,7 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await
         .doing("rewriting coverage")?;
-        let kept = classify::subtract_coverage(&coverage_of(&rows)?, remove);
+        let kept = coverage_of(&rows)?.subtract(remove);
         insert_ranges(&mut tx, stream, &kept).await?;
         tx.commit().await.doing("committing the coverage")?;
         Ok(())
@@ -478,7 +536,7 @@ impl PostgresStore {
 
     async fn commit_batch(&self, batch: BatchCommit<'_>) -> Result<RecordCounts, Error> {
         let source = batch.stream.source.as_str();
-        let unique = classify::dedupe(batch.records);
+        let unique = commit::dedupe(batch.records);
         for record in &unique {
             check_storable(record)?;
         }
@@ -497,7 +555,7 @@ impl PostgresStore {
             .await
             .doing("getting a connection for the commit")?;
         let existing = load_existing(&mut conn, source, &keys).await?;
-        let plan = classify::plan(&unique, &existing);
+        let plan = commit::plan(&unique, &existing);
         let old_payloads = load_payloads(&mut conn, source, &plan.changed_keys()).await?;
         let rows = WriteRows::new(&plan.writes, &old_payloads);
         let ranges = RangeRows::new(batch.covered);
@@ -589,7 +647,7 @@ impl<'a> WriteRows<'a> {
             fields: Vec::with_capacity(n),
         };
         for &(record, kind) in writes {
-            let (unit_kind, day, key) = classify::unit_columns(record.unit);
+            let (unit_kind, day, key) = record.unit.parts();
             rows.entities.push(record.entity.as_str());
             rows.ids.push(record.external_id.as_str());
             rows.unit_kinds.push(unit_kind);
@@ -600,14 +658,8 @@ impl<'a> WriteRows<'a> {
             rows.hashes.push(record.hash.to_hex());
             rows.deleted.push(record.deleted);
             rows.kinds.push(kind.as_str());
-            let changed: Vec<FieldChange> = match kind {
-                ChangeKind::Created => Vec::new(),
-                _ => {
-                    let key = (record.entity.clone(), record.external_id.clone());
-                    let old = old_payloads.get(&key).unwrap_or(&Value::Null);
-                    diff_payloads(old, &record.payload)
-                }
-            };
+            let key = (record.entity.clone(), record.external_id.clone());
+            let changed = commit::changed_fields(kind, old_payloads.get(&key), &record.payload);
             rows.fields.push(to_json(&changed));
         }
         rows
@@ -627,19 +679,14 @@ struct RangeRows {
 impl RangeRows {
     fn new(coverage: &Coverage) -> Self {
         let mut rows = Self::default();
-        for span in coverage.days.spans() {
-            rows.kinds.push("day");
-            rows.first_days.push(Some(span.first));
-            rows.last_days.push(Some(span.last));
-            rows.first_keys.push(None);
-            rows.last_keys.push(None);
-        }
-        for span in coverage.keys.spans() {
-            rows.kinds.push("key");
-            rows.first_days.push(None);
-            rows.last_days.push(None);
-            rows.first_keys.push(Some(span.first));
-            rows.last_keys.push(Some(span.last));
+        for (first, last) in coverage.unit_ranges() {
+            let (kind, first_day, first_key) = first.parts();
+            let (_, last_day, last_key) = last.parts();
+            rows.kinds.push(kind);
+            rows.first_days.push(first_day);
+            rows.last_days.push(last_day);
+            rows.first_keys.push(first_key);
+            rows.last_keys.push(last_key);
         }
         rows
     }
@@ -704,10 +751,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.inner.pool)
         .await
         .doing("counting records per day")?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, n)| (day, classify::to_u64(n)))
-            .collect())
+        Ok(rows.into_iter().map(|(day, n)| (day, to_u64(n))).collect())
     }
 }
 
@@ -829,12 +873,8 @@ impl CheckpointStore for PostgresStore {
         .doing("reading the change log")?;
         let mut changes = Vec::with_capacity(rows.len());
         for (entity, external_id, kind, Json(fields)) in rows {
-            let kind = match kind.as_str() {
-                "created" => ChangeKind::Created,
-                "updated" => ChangeKind::Updated,
-                "deleted" => ChangeKind::Deleted,
-                other => return Err(Error::Corrupt(format!("change of kind {other:?}")).into()),
-            };
+            let kind = ChangeKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("change of kind {kind:?}")))?;
             changes.push(RecordChange {
                 entity,
                 external_id,
@@ -843,5 +883,58 @@ impl CheckpointStore for PostgresStore {
             });
         }
         Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(config: &PostgresConfig, e: sqlx::Error) -> String {
+        SyncError::from(connect_error(config, &e)).to_string()
+    }
+
+    #[test]
+    fn a_long_password_echoed_by_the_driver_is_scrubbed() {
+        let config = PostgresConfig::new("postgres://sync:hunter22@db:5432/prod");
+        let shown = message(
+            &config,
+            sqlx::Error::Configuration("bad password hunter22 given".into()),
+        );
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("bad password *** given"), "{shown}");
+        assert!(shown.contains("sync:***@db:5432/prod"), "{shown}");
+
+        let config = PostgresConfig::new("postgres://db/prod?user=sync&password=s3cret-word");
+        let shown = message(
+            &config,
+            sqlx::Error::Configuration("echo s3cret-word".into()),
+        );
+        assert!(!shown.contains("s3cret-word"), "{shown}");
+    }
+
+    #[test]
+    fn a_short_password_does_not_mangle_the_message() {
+        let config = PostgresConfig::new("postgres://sync:p@db:5432/prod");
+        let shown = message(&config, sqlx::Error::PoolTimedOut);
+        assert!(
+            shown.contains("pool timed out while waiting for an open connection"),
+            "{shown}"
+        );
+        assert!(shown.contains("sync:***@db:5432/prod"), "{shown}");
+        assert!(!shown.contains("sync:p@"), "{shown}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_said_plainly_and_is_retryable() {
+        let config = PostgresConfig::new("postgres://sync:pw@127.0.0.1:9/prod");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let err = SyncError::from(connect_error(&config, &sqlx::Error::Io(refused)));
+        assert_eq!(
+            err.to_string(),
+            "temporary failure: postgres store: cannot connect to \
+             postgres://sync:***@127.0.0.1:9/prod: connection refused"
+        );
+        assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
     }
 }

@@ -6,7 +6,7 @@
 //! Each test works in a fresh database of its own.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
@@ -891,6 +891,52 @@ async fn coverage_rows_are_merged_and_clear_splits_ranges() {
     finish(&store, run).await;
     store.close().await;
     db.drop_db().await;
+}
+
+/// A loopback port nothing listens on (bound, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_refused_connection_fails_at_once_with_a_readable_message() {
+    // Default settings: the pool alone would wait its whole acquire timeout.
+    let port = closed_port();
+    let config = PostgresConfig::new(format!("postgres://sync:p@127.0.0.1:{port}/sync"));
+    let started = Instant::now();
+    let err = PostgresStore::connect_with(config).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!(
+            "cannot connect to postgres://sync:***@127.0.0.1:{port}/sync: connection refused"
+        )),
+        "{shown}"
+    );
+    // The one-letter password was not substring-replaced all over the text,
+    // and the URL shows it redacted.
+    assert!(!shown.contains("sync:p@"), "{shown}");
+    assert!(!format!("{err:?}").contains("sync:p@"), "{err:?}");
+    assert!(!shown.contains("***ool"), "{shown}");
+    assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_after_the_connect_timeout() {
+    // Accepts TCP connections (the kernel does) but never speaks Postgres.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut config = PostgresConfig::new(format!("postgres://sync@127.0.0.1:{port}/sync"));
+    config.connect_timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = PostgresStore::connect_with(config).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+    assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+    assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
+    drop(silent);
 }
 
 #[tokio::test]

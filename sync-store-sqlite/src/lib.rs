@@ -26,7 +26,6 @@
 //! # Ok(()) }
 //! ```
 
-mod classify;
 mod config;
 mod error;
 mod lease;

@@ -16,14 +16,13 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
-use sync_core::record::diff_payloads;
+use sync_core::commit::{self, RecordKey, StoredVersion};
 use sync_core::{
     BatchCommit, ChangeKind, CheckpointStore, ContentHash, Coverage, DayRange, ExistingQuery,
-    FieldChange, RecordChange, RecordCounts, RunId, RunReport, RunStatus, Span, Store,
-    StoredRecord, StreamId, SyncError,
+    RecordChange, RecordCounts, RunId, RunReport, RunStatus, Store, StoredRecord, StreamId,
+    SyncError, SyncMode, Unit,
 };
 
-use crate::classify::{self, Existing, RecordKey};
 use crate::config::SqliteConfig;
 use crate::error::{is_busy, Doing, Error};
 use crate::lease::{stream_key, Leases};
@@ -250,6 +249,16 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
+/// A count for a signed integer column (saturating; counts never come near).
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A count read back from a signed integer column.
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
 /// `[[entity, external_id], ...]` as JSON, for `json_each`.
 fn keys_json(keys: &[(&str, &str)]) -> String {
     to_json(&keys.iter().map(|(e, id)| [*e, *id]).collect::<Vec<_>>())
@@ -267,7 +276,7 @@ fn stored_record(row: &SqliteRow) -> Result<StoredRecord, Error> {
     let key: Option<i64> = row.try_get("key").doing("reading a record")?;
     let payload: String = row.try_get("payload").doing("reading a record")?;
     let hash: String = row.try_get("hash").doing("reading a record")?;
-    let unit = classify::unit_from_columns(&unit_kind, day, key).ok_or_else(|| {
+    let unit = Unit::from_parts(&unit_kind, day, key).ok_or_else(|| {
         Error::Corrupt(format!("record {entity}/{external_id} has no valid unit"))
     })?;
     let payload = serde_json::from_str(&payload)
@@ -291,7 +300,7 @@ async fn load_existing(
     tx: &mut Transaction<'static, Sqlite>,
     source: &str,
     keys: &[(&str, &str)],
-) -> Result<HashMap<RecordKey, Existing>, Error> {
+) -> Result<HashMap<RecordKey, StoredVersion>, Error> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
@@ -309,19 +318,15 @@ async fn load_existing(
     .doing("loading the stored versions of the batch")?;
     let mut existing = HashMap::with_capacity(rows.len());
     for row in rows {
-        let read = |row: &SqliteRow| -> Result<(RecordKey, Existing), sqlx::Error> {
+        let read = |row: &SqliteRow| -> Result<(RecordKey, StoredVersion), sqlx::Error> {
             let unit_kind: String = row.try_get("unit_kind")?;
             let hash: String = row.try_get("hash")?;
             Ok((
                 (row.try_get("entity")?, row.try_get("external_id")?),
-                Existing {
+                StoredVersion {
                     hash: ContentHash::from_hex(&hash),
                     deleted: row.try_get("deleted")?,
-                    unit: classify::unit_from_columns(
-                        &unit_kind,
-                        row.try_get("day")?,
-                        row.try_get("key")?,
-                    ),
+                    unit: Unit::from_parts(&unit_kind, row.try_get("day")?, row.try_get("key")?),
                 },
             ))
         };
@@ -365,38 +370,21 @@ async fn insert_ranges(
     stream: &StreamId,
     coverage: &Coverage,
 ) -> Result<(), Error> {
-    #[derive(Clone, Copy)]
-    enum Range {
-        Days(Span<NaiveDate>),
-        Keys(Span<i64>),
-    }
-    let ranges: Vec<Range> = coverage
-        .days
-        .spans()
-        .map(Range::Days)
-        .chain(coverage.keys.spans().map(Range::Keys))
-        .collect();
+    let ranges: Vec<(Unit, Unit)> = coverage.unit_ranges().collect();
     for chunk in ranges.chunks(SMALL_ROW_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO covered_ranges (source, stream, kind, first_day, last_day, first_key, last_key) ",
         );
-        qb.push_values(chunk, |mut b, range| {
+        qb.push_values(chunk, |mut b, &(first, last)| {
+            let (kind, first_day, first_key) = first.parts();
+            let (_, last_day, last_key) = last.parts();
             b.push_bind(stream.source.as_str())
-                .push_bind(stream.stream.as_str());
-            match *range {
-                Range::Days(s) => b
-                    .push_bind("day")
-                    .push_bind(Some(s.first))
-                    .push_bind(Some(s.last))
-                    .push_bind(None::<i64>)
-                    .push_bind(None::<i64>),
-                Range::Keys(s) => b
-                    .push_bind("key")
-                    .push_bind(None::<NaiveDate>)
-                    .push_bind(None::<NaiveDate>)
-                    .push_bind(Some(s.first))
-                    .push_bind(Some(s.last)),
-            };
+                .push_bind(stream.stream.as_str())
+                .push_bind(kind)
+                .push_bind(first_day)
+                .push_bind(last_day)
+                .push_bind(first_key)
+                .push_bind(last_key);
         });
         qb.build()
             .execute(&mut **tx)
@@ -410,23 +398,22 @@ async fn insert_ranges(
 fn coverage_of(rows: &[SqliteRow]) -> Result<Coverage, Error> {
     let mut coverage = Coverage::default();
     for row in rows {
-        let kind: String = row.try_get("kind").doing("reading coverage")?;
-        match kind.as_str() {
-            "day" => {
-                let first: NaiveDate = row.try_get("first_day").doing("reading coverage")?;
-                let last: NaiveDate = row.try_get("last_day").doing("reading coverage")?;
-                if let Some(span) = Span::new(first, last) {
-                    coverage.days.insert(span);
-                }
-            }
-            "key" => {
-                let first: i64 = row.try_get("first_key").doing("reading coverage")?;
-                let last: i64 = row.try_get("last_key").doing("reading coverage")?;
-                if let Some(span) = Span::new(first, last) {
-                    coverage.keys.insert(span);
-                }
-            }
-            other => return Err(Error::Corrupt(format!("covered range of kind {other:?}"))),
+        let read = |row: &SqliteRow| -> Result<(String, Option<Unit>, Option<Unit>), sqlx::Error> {
+            let kind: String = row.try_get("kind")?;
+            let first =
+                Unit::from_parts(&kind, row.try_get("first_day")?, row.try_get("first_key")?);
+            let last = Unit::from_parts(&kind, row.try_get("last_day")?, row.try_get("last_key")?);
+            Ok((kind, first, last))
+        };
+        let (kind, first, last) = read(row).doing("reading coverage")?;
+        let inserted = match (first, last) {
+            (Some(first), Some(last)) => coverage.insert_unit_range(first, last),
+            _ => false,
+        };
+        if !inserted {
+            return Err(Error::Corrupt(format!(
+                "covered range of kind {kind:?} without valid bounds"
+            )));
         }
     }
     Ok(coverage)
@@ -442,7 +429,7 @@ const RUN_COLUMNS: &str = "id, source, stream, mode, target, status, started_at,
 fn run_report(row: &SqliteRow) -> Result<RunReport, Error> {
     let get_i64 = |name: &str| -> Result<u64, Error> {
         let v: i64 = row.try_get(name).doing("reading a run")?;
-        Ok(classify::to_u64(v))
+        Ok(to_u64(v))
     };
     let id: String = row.try_get("id").doing("reading a run")?;
     let mode: String = row.try_get("mode").doing("reading a run")?;
@@ -453,7 +440,7 @@ fn run_report(row: &SqliteRow) -> Result<RunReport, Error> {
             row.try_get::<String, _>("source").doing("reading a run")?,
             row.try_get::<String, _>("stream").doing("reading a run")?,
         ),
-        mode: classify::parse_mode(&mode)
+        mode: SyncMode::parse(&mode)
             .ok_or_else(|| Error::Corrupt(format!("run {id} has mode {mode:?}")))?,
         target: row.try_get("target").doing("reading a run")?,
         started_at: row.try_get("started_at").doing("reading a run")?,
@@ -481,7 +468,7 @@ fn run_report(row: &SqliteRow) -> Result<RunReport, Error> {
 impl SqliteStore {
     /// Writes the whole report of `run` (insert or replace).
     async fn upsert_run(&self, run: &RunReport) -> Result<(), Error> {
-        let n = classify::to_i64;
+        let n = to_i64;
         sqlx::query(&format!(
             "INSERT INTO runs ({RUN_COLUMNS}) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
@@ -497,7 +484,7 @@ impl SqliteStore {
         .bind(&run.id.0)
         .bind(&run.stream.source)
         .bind(&run.stream.stream)
-        .bind(classify::mode_str(run.mode))
+        .bind(run.mode.as_str())
         .bind(&run.target)
         .bind(run.status.as_str())
         .bind(ts(run.started_at))
@@ -550,7 +537,7 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await
             .doing("reading coverage")?;
-        let kept = classify::subtract_coverage(&coverage_of(&rows)?, remove);
+        let kept = coverage_of(&rows)?.subtract(remove);
         sqlx::query("DELETE FROM covered_ranges WHERE source = ?1 AND stream = ?2")
             .bind(&stream.source)
             .bind(&stream.stream)
@@ -565,7 +552,7 @@ impl SqliteStore {
     async fn commit_batch(&self, batch: BatchCommit<'_>) -> Result<RecordCounts, Error> {
         let source = batch.stream.source.as_str();
         let now = ts(Utc::now());
-        let unique = classify::dedupe(batch.records);
+        let unique = commit::dedupe(batch.records);
         let keys: Vec<(&str, &str)> = unique
             .iter()
             .map(|r| (r.entity.as_str(), r.external_id.as_str()))
@@ -573,7 +560,7 @@ impl SqliteStore {
 
         let mut tx = self.write_tx("starting the commit").await?;
         let existing = load_existing(&mut tx, source, &keys).await?;
-        let plan = classify::plan(&unique, &existing);
+        let plan = commit::plan(&unique, &existing);
         let old_payloads = load_payloads(&mut tx, source, &plan.changed_keys()).await?;
 
         // Serialise once; the statements borrow these strings.
@@ -596,7 +583,7 @@ impl SqliteStore {
             );
             qb.push_values(chunk, |mut b, &i| {
                 let record = plan.writes[i].0;
-                let (unit_kind, day, key) = classify::unit_columns(record.unit);
+                let (unit_kind, day, key) = record.unit.parts();
                 b.push_bind(source)
                     .push_bind(record.entity.as_str())
                     .push_bind(record.external_id.as_str())
@@ -627,16 +614,10 @@ impl SqliteStore {
         let fields: Vec<String> = plan
             .writes
             .iter()
-            .map(|(record, kind)| {
-                let changes: Vec<FieldChange> = match kind {
-                    ChangeKind::Created => Vec::new(),
-                    _ => {
-                        let key = (record.entity.clone(), record.external_id.clone());
-                        let old = old_payloads.get(&key).unwrap_or(&serde_json::Value::Null);
-                        diff_payloads(old, &record.payload)
-                    }
-                };
-                to_json(&changes)
+            .map(|&(record, kind)| {
+                let key = (record.entity.clone(), record.external_id.clone());
+                let old = old_payloads.get(&key);
+                to_json(&commit::changed_fields(kind, old, &record.payload))
             })
             .collect();
         for chunk in rows.chunks(SMALL_ROW_CHUNK) {
@@ -726,10 +707,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.inner.pool)
         .await
         .doing("counting records per day")?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, n)| (day, classify::to_u64(n)))
-            .collect())
+        Ok(rows.into_iter().map(|(day, n)| (day, to_u64(n))).collect())
     }
 }
 
@@ -847,12 +825,8 @@ impl CheckpointStore for SqliteStore {
         .doing("reading the change log")?;
         let mut changes = Vec::with_capacity(rows.len());
         for (entity, external_id, kind, fields) in rows {
-            let kind = match kind.as_str() {
-                "created" => ChangeKind::Created,
-                "updated" => ChangeKind::Updated,
-                "deleted" => ChangeKind::Deleted,
-                other => return Err(Error::Corrupt(format!("change of kind {other:?}")).into()),
-            };
+            let kind = ChangeKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("change of kind {kind:?}")))?;
             let fields = serde_json::from_str(&fields).map_err(|e| {
                 Error::Corrupt(format!("changed fields of {entity}/{external_id}: {e}"))
             })?;
