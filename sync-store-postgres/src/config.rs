@@ -57,7 +57,7 @@ impl fmt::Debug for PostgresConfig {
 
 /// `url` with its password replaced by `***` (and with nothing of it when it
 /// cannot be parsed, as a password could be anywhere in it then).
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
             if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {

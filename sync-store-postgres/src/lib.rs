@@ -28,7 +28,9 @@
 mod config;
 mod error;
 mod lease;
+mod scratch;
 mod store;
 
 pub use config::PostgresConfig;
+pub use scratch::ScratchDatabase;
 pub use store::PostgresStore;

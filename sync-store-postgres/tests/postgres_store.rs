@@ -16,7 +16,7 @@ use sync_core::{
     BatchCommit, ChangeKind, CheckpointStore, Coverage, ExistingQuery, Record, RecordCounts, RunId,
     RunReport, RunStatus, Span, Store, StreamId, SyncError, SyncMode, Unit,
 };
-use sync_store_postgres::{PostgresConfig, PostgresStore};
+use sync_store_postgres::{PostgresConfig, PostgresStore, ScratchDatabase};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
@@ -25,35 +25,17 @@ type Numeric = Option<String>;
 
 /// A database of its own, dropped by [`TestDb::drop_db`].
 struct TestDb {
-    admin_url: String,
-    name: String,
+    scratch: ScratchDatabase,
     url: String,
 }
 
 impl TestDb {
     async fn new() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            panic!(
-                "DATABASE_URL is not set: the Postgres store tests need a server. Run them with \
-                 `scripts/with-postgres.sh cargo test -p sync-store-postgres`"
-            )
-        });
-        let name = format!("sync_test_{:016x}", rand::random::<u64>());
-        let mut admin = PgConnection::connect(&admin_url)
+        let scratch = ScratchDatabase::create("sync_test")
             .await
-            .expect("connecting to DATABASE_URL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let mut url = url::Url::parse(&admin_url).unwrap();
-        url.set_path(&format!("/{name}"));
-        Self {
-            admin_url,
-            name,
-            url: url.to_string(),
-        }
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = scratch.url().to_string();
+        Self { scratch, url }
     }
 
     async fn store(&self) -> PostgresStore {
@@ -61,14 +43,7 @@ impl TestDb {
     }
 
     async fn drop_db(self) {
-        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+        self.scratch.drop_db().await.unwrap();
     }
 }
 
@@ -955,7 +930,7 @@ async fn connection_errors_are_retryable_and_never_show_the_password() {
     let db = TestDb::new().await;
     let store = db.store().await;
     let debug = format!("{store:?}");
-    assert!(debug.contains(&db.name), "{debug}");
+    assert!(debug.contains(db.scratch.name()), "{debug}");
     store.close().await;
     db.drop_db().await;
 }
