@@ -470,3 +470,101 @@ async fn bad_input_gives_one_clear_message_and_writes_nothing() {
     );
     assert!(!text(&o).contains("hunter2"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_keeps_finished_batches_and_records_the_run_as_cancelled() {
+    let sim = yclients_sim().await;
+    // Every answer takes 150 ms, so the run is still going when Ctrl-C comes.
+    sim.set_faults(sync_sim::yclients::Faults {
+        slow_rate: 1.0,
+        slow_delay: std::time::Duration::from_millis(150),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let env = yclients_env(&sim);
+    let last = sim.config().end_date;
+    let first = last - chrono::Days::new(59);
+    let (from, to) = (first.to_string(), last.to_string());
+    let args = [
+        "--no-progress",
+        "run",
+        "--source",
+        "yclients",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--batch-size",
+        "1",
+        "--preset",
+        "aggressive",
+    ];
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sync-cli"));
+    child.current_dir(dir.path()).args(args).env_clear();
+    for (k, v) in &env {
+        child.env(k, v);
+    }
+    let child = child
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(text(&out).contains("cancelled"), "{}", text(&out));
+
+    let o = cli(dir.path(), &["history"], &env).await;
+    assert!(text(&o).contains("cancelled"), "{}", text(&o));
+    let o = cli(
+        dir.path(),
+        &[
+            "status", "--source", "yclients", "--from", &from, "--to", &to,
+        ],
+        &env,
+    )
+    .await;
+    let status = text(&o);
+    let covered: u64 = status
+        .split(" complete (")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no coverage line: {status}"));
+    assert!(
+        covered > 0 && covered < 60,
+        "some days stored, not all: {status}"
+    );
+
+    // The next run does only the rest.
+    sim.set_faults(sync_sim::yclients::Faults::default());
+    let o = cli(dir.path(), &args, &env).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("{} batches stored", 60 - covered)),
+        "{}",
+        text(&o)
+    );
+    let o = cli(
+        dir.path(),
+        &[
+            "verify", "--source", "yclients", "--from", &from, "--to", &to,
+        ],
+        &env,
+    )
+    .await;
+    assert!(
+        text(&o).contains("60 days checked, 0 differ"),
+        "{}",
+        text(&o)
+    );
+    sim.shutdown().await;
+}
