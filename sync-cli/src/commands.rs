@@ -466,7 +466,7 @@ async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, C
     for p in &plans {
         println!(
             "{:<13} {:>9} {:>10} {:>8} {:>8} {:>11} {:>10} {:>6.0}% {:>7}",
-            p.preset,
+            p.preset.name(),
             p.requests,
             p.rate_per_minute
                 .map(|r| format!("{r:.0}/min"))
