@@ -20,6 +20,8 @@ use crate::site::Site;
 
 /// Redirects followed for one page (other than to the login page).
 const MAX_REDIRECTS: usize = 5;
+/// Logins one request may need when its session keeps expiring.
+const MAX_LOGINS_PER_REQUEST: usize = 3;
 
 /// A page fetched with a live session.
 #[derive(Debug)]
@@ -327,6 +329,14 @@ impl SiteClient {
         Ok(Answer::Body(body))
     }
 
+    fn session_lost(&self, url: &Url) -> SyncError {
+        ScrapeError::SessionLost {
+            url: url.clone(),
+            user: self.username.clone(),
+        }
+        .into()
+    }
+
     /// A GET with retries (5xx, timeouts, truncation, 429) and redirects
     /// followed, except to the login page.
     async fn get_answer(&self, ctx: &FetchContext, url: &Url) -> Result<Answer, SyncError> {
@@ -350,27 +360,30 @@ impl SiteClient {
     }
 
     /// A page with a live session: when the site shows the login page (by
-    /// redirect or in a 200), logs in again once and repeats the request; a
-    /// second login page is an authentication error.
+    /// redirect or in a 200), logs in again and repeats the request. A login
+    /// page as the very first answer after a fresh login means the site does
+    /// not keep the session: an authentication error. A session that ends
+    /// again later (while a temporary error is retried) is renewed again, at
+    /// most [`MAX_LOGINS_PER_REQUEST`] times.
     pub(crate) async fn get(&self, ctx: &FetchContext, url: &Url) -> Result<Fetched, SyncError> {
-        let seen = self.generation();
-        let answer = match self.get_answer(ctx, url).await? {
-            Answer::Login => {
-                tracing::info!(url = %url, "session expired; logging in again");
-                self.login_unless_renewed(ctx, Some(seen)).await?;
-                match self.get_answer(ctx, url).await? {
-                    Answer::Login => {
-                        return Err(ScrapeError::SessionLost {
-                            url: url.clone(),
-                            user: self.username.clone(),
-                        }
-                        .into())
-                    }
-                    other => other,
-                }
+        let mut seen = self.generation();
+        let mut answer = self.get_answer(ctx, url).await?;
+        let mut logins = 0;
+        while matches!(answer, Answer::Login) {
+            if logins == MAX_LOGINS_PER_REQUEST {
+                return Err(self.session_lost(url));
             }
-            other => other,
-        };
+            logins += 1;
+            tracing::info!(url = %url, logins, "session expired; logging in again");
+            self.login_unless_renewed(ctx, Some(seen)).await?;
+            seen = self.generation();
+            answer = match self.get_once(ctx, url).await {
+                Ok(Answer::Login) => return Err(self.session_lost(url)),
+                Err(e) if !e.is_retryable() => return Err(e),
+                Ok(Answer::Redirect(_)) | Err(_) => self.get_answer(ctx, url).await?,
+                Ok(other) => other,
+            };
+        }
         match answer {
             Answer::Body(body) => Ok(Fetched::Page(body)),
             Answer::NotFound => Ok(Fetched::NotFound),

@@ -211,12 +211,20 @@ impl YclientsRecords {
             let total = envelope.total_count();
             let items = list_of(envelope.data, "records")?;
             let n = items.len();
+            let before = out.len();
             for item in items {
                 // A record that moved to a later page while we paged is kept once.
                 let first_time = item.get("id").is_none_or(|id| seen.insert(id.to_string()));
                 if first_time {
                     out.push(item);
                 }
+            }
+            // A page of nothing new means the server's paging does not
+            // advance: stop instead of asking for the same page forever.
+            if n > 0 && out.len() == before {
+                return Err(SyncError::bad_data(format!(
+                    "records: page {page} repeats only records already seen; the server's paging does not advance"
+                )));
             }
             let through = u64::from(page) * u64::from(count);
             let done = match total {
