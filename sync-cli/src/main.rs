@@ -22,7 +22,6 @@ fn main() -> std::process::ExitCode {
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(exit_code = e.code as i32, error = %e.message, "command failed");
             eprintln!("error: {e}");
             e.code
         }
@@ -32,6 +31,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, error::CliError> {
     let settings = Settings::load(&cli)?;
+    // The guard flushes the log file when it drops, at the end of `run`.
     let _log_guard = logging::init(
         &settings.log_file,
         settings.log_rotation,
@@ -41,5 +41,9 @@ fn run(cli: Cli) -> Result<ExitCode, error::CliError> {
         .enable_all()
         .build()
         .map_err(|e| error::CliError::failure(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(commands::dispatch(cli, settings))
+    let result = runtime.block_on(commands::dispatch(cli, settings));
+    if let Err(e) = &result {
+        tracing::error!(exit_code = e.code as i32, error = %e.message, "command failed");
+    }
+    result
 }

@@ -489,15 +489,25 @@ impl PostgresStore {
 
     /// The error for a stream whose lease another run holds, naming it.
     async fn busy(&self, stream: &StreamId) -> SyncError {
-        let holder: Result<Option<(String, DateTime<Utc>)>, sqlx::Error> = sqlx::query_as(
-            "SELECT id, started_at FROM runs \
+        // The lease is taken a moment before the holder's run row is written
+        // (and stale rows of killed runs are marked first): look a few times
+        // so that the message can name the run in progress.
+        let mut holder: Result<Option<(String, DateTime<Utc>)>, sqlx::Error> = Ok(None);
+        for _ in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            holder = sqlx::query_as(
+                "SELECT id, started_at FROM runs \
              WHERE source = $1 AND stream = $2 AND status = 'in_progress' \
              ORDER BY started_at DESC, seq DESC LIMIT 1",
-        )
-        .bind(&stream.source)
-        .bind(&stream.stream)
-        .fetch_optional(&self.inner.pool)
-        .await;
+            )
+            .bind(&stream.source)
+            .bind(&stream.stream)
+            .fetch_optional(&self.inner.pool)
+            .await;
+            if !matches!(holder, Ok(None)) {
+                break;
+            }
+        }
         let message = match holder {
             Ok(Some((id, started))) => format!(
                 "run {id} (started {}) is still in progress on stream {stream}; \
