@@ -485,6 +485,8 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    // Flags given here win over the environment (DATABASE_URL may be set
+    // while tests run), as they do for a user.
     fn cli(args: &[&str]) -> Cli {
         let mut v = vec!["sync-cli"];
         v.extend_from_slice(args);
@@ -502,8 +504,13 @@ mod tests {
             "YCLIENTS_PASSWORD" => Some("s3cret".to_string()),
             _ => None,
         };
-        let s =
-            Settings::merge(&cli(&["--sqlite", "flag.db", "status"]), None, file, &env).unwrap();
+        let s = Settings::merge(
+            &cli(&["--database-url", "", "--sqlite", "flag.db", "status"]),
+            None,
+            file,
+            &env,
+        )
+        .unwrap();
         assert!(matches!(&s.store, StoreSettings::Sqlite { path } if path == Path::new("flag.db")));
         assert_eq!(s.preset, "night");
         assert_eq!(s.yclients.login.as_deref(), Some("env-login"));

@@ -186,10 +186,19 @@ async fn faults_and_expiring_sessions_still_give_exact_data() {
     assert!(stats.truncated_injected > 0, "{stats:?}");
     assert!(stats.slow_injected > 0, "{stats:?}");
     assert!(stats.session_expiries > 0 && stats.logins >= 2, "{stats:?}");
-    let explained = stats.errors_injected + stats.truncated_injected + stats.slow_injected;
+    // Every 5xx page is retried. Slow and cut-short answers are retried
+    // only when they matter: a cut-short redirect or 404, or a login page
+    // cut after its form, needs no second try, so those are not counted
+    // one for one.
     assert!(
-        report.retries >= explained,
-        "retries {} < 5xx + truncated + slow = {explained}",
+        report.retries >= stats.errors_injected,
+        "retries {} < 5xx pages {}",
+        report.retries,
+        stats.errors_injected
+    );
+    assert!(
+        report.retries <= stats.errors_injected + stats.truncated_injected + stats.slow_injected,
+        "retries {} without a fault to explain them",
         report.retries
     );
     assert_eq!(report.requests, stats.requests, "every request counted");
