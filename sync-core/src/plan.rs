@@ -12,9 +12,10 @@
 //! let job = Workload::PerItem { items: 900, requests_per_item: 1.0 };
 //! let p = plan(&limits, &job, &Preset::Aggressive).unwrap();
 //! assert_eq!(p.requests, 900);
-//! // Four whole minutes of 200 and 100 more, sent 5 a second: the last one
-//! // leaves 4 min 19 s after the first.
-//! assert_eq!(p.eta.as_secs(), 259);
+//! // Four whole minutes of 200 and 100 more, sent 5 a second, each window
+//! // held 2% longer than the server's: the last one leaves 4 min 24 s
+//! // after the first.
+//! assert_eq!(p.eta.as_secs(), 264);
 //! ```
 //!
 //! # How the ETA is computed
@@ -23,9 +24,11 @@
 //! limits: each request goes at the earliest instant at which no window (per
 //! second, per minute) would hold too many and the minimum spacing since the
 //! previous one has passed. Requests of a window are therefore sent in bursts
-//! (5 at once each second under 5/s), and the last, partial minute ends early:
-//! 900 requests under 200/min and 5/s take 4 min 19 s, not the 4 min 30 s of
-//! `900 / 200 per minute`. Between two batches the next request waits at
+//! (5 at once each second under 5/s), and the last, partial minute ends early.
+//! Each window is held 2% longer than the server's, as the limiter does (a
+//! guard against delays between grant and arrival): 900 requests under
+//! 200/min and 5/s take 4 min 24 s, against the 4 min 30 s of `900 / 200 per
+//! minute`. Between two batches the next request waits at
 //! least [`PaceSettings::batch_interval`] after the last one of the previous
 //! batch.
 //!
@@ -678,10 +681,12 @@ fn replay_eta(limits: &RateLimits, layout: &Layout, pause: Duration, rate: f64) 
         steps = steps.saturating_add(exact.max(1));
         let pauses_left = layout.batches - batch - 1;
         if exact < n || (steps >= EXACT_REQUESTS && pauses_left > 0) {
-            // Too long to replay: add the rest at the sustained rate.
+            // Too long to replay: add the rest at the sustained rate, with
+            // the limiter's 2% window guard.
             let left = layout.requests - granted;
             let pauses = pause.saturating_mul(u32::try_from(pauses_left).unwrap_or(u32::MAX));
-            let tail = secs_to_duration(left as f64 / rate).saturating_add(pauses);
+            let guard = crate::limiter::guarded(Duration::from_secs(1)).as_secs_f64();
+            let tail = secs_to_duration(left as f64 / rate * guard).saturating_add(pauses);
             return schedule.clock.saturating_add(tail);
         }
     }
@@ -727,7 +732,7 @@ impl Schedule {
         for (len, max, granted) in &self.windows {
             if granted.len() >= *max {
                 if let Some(oldest) = granted.front() {
-                    at = at.max(oldest.saturating_add(*len));
+                    at = at.max(oldest.saturating_add(crate::limiter::guarded(*len)));
                 }
             }
         }
@@ -835,14 +840,15 @@ mod tests {
     fn visits_per_client_at_each_preset() {
         let job = clients(900);
 
-        // Aggressive, 5/s and 200/min: 200 requests go in 40 bursts of 5
-        // (0 s..39 s), the next 200 from 60 s, ... the 801st at 240 s; the
-        // last 100 go 5 a second, the 900th at 240 + 19 = 259 s (4 min 19 s;
-        // the steady-state 900 / 200 per minute would say 4 min 30 s).
+        // Aggressive, 5/s and 200/min, windows held 2% longer (1.02 s and
+        // 61.2 s): 200 requests go in 40 bursts of 5 (0 s..39.78 s), the
+        // next 200 from 61.2 s, ... the 801st at 4 x 61.2 = 244.8 s; the last
+        // 100 go in 20 bursts, the 900th at 244.8 + 19 x 1.02 = 264.18 s
+        // (the steady-state 900 / 200 per minute would say 4 min 30 s).
         // Batches: 240 s × 10/3 requests/s = 800 clients, so 800 + 100.
         let p = plan(&yclients(), &job, &Preset::Aggressive).unwrap();
         assert_eq!(p.requests, 900);
-        assert_eq!(p.eta, Duration::from_secs(259));
+        assert_eq!(p.eta, Duration::from_millis(264_180));
         assert_eq!(p.pacing, Duration::from_millis(300));
         assert_eq!((p.batch_size, p.batches), (800, 2));
         assert!((p.budget_use.unwrap() - 1.0).abs() < 1e-9);
@@ -850,14 +856,14 @@ mod tests {
         assert!((p.rate_per_minute.unwrap() - 200.0).abs() < 1e-9);
 
         // Balanced, 80%: 4/s and 160/min. 160 requests in 40 bursts of 4
-        // (0..39 s), a new 160 each minute; the 900th is request 99 of the
-        // sixth minute: 300 + 99/4 rounded down = 324 s (5 min 24 s; the
-        // steady state 900 / 160 per minute would say 5 min 37.5 s).
+        // (0..39.78 s), a new 160 every 61.2 s; the 900th is request 100 of
+        // the sixth minute: 5 x 61.2 + 24 x 1.02 = 330.48 s (the steady
+        // state 900 / 160 per minute would say 5 min 37.5 s).
         // Batches: 180 s × 8/3 per s = 480 clients, so 480 + 420; the 5 s
-        // pause after request 480 ends at 164 s, before the per-minute window
-        // lets request 481 go at 180 s anyway, so it costs nothing.
+        // pause after request 480 ends at 167.18 s, before the per-minute
+        // window lets request 481 go at 183.6 s anyway, so it costs nothing.
         let p = plan(&yclients(), &job, &Preset::Balanced).unwrap();
-        assert_eq!(p.eta, Duration::from_secs(324));
+        assert_eq!(p.eta, Duration::from_millis(330_480));
         assert_eq!(p.pacing, Duration::from_millis(375));
         assert_eq!(p.limits, RateLimits::new(Some(4), Some(160)));
         assert_eq!((p.batch_size, p.batches), (480, 2));
@@ -865,21 +871,22 @@ mod tests {
         assert_eq!(p.risk, Risk::Medium);
 
         // Night, 90%: 4/s (4.5 rounded down) and 180/min: a minute's 180 go
-        // in 45 s; the 900th is request 179 of the fifth minute: 240 + 44 =
-        // 284 s. Budget use 3/s of 10/3 per s = 0.9.
+        // in 45 bursts; the 900th is the last of the fifth minute: 4 x 61.2
+        // + 44 x 1.02 = 289.68 s. Budget use 3/s of 10/3 per s = 0.9.
         let p = plan(&yclients(), &job, &Preset::Night).unwrap();
-        assert_eq!(p.eta, Duration::from_secs(284));
+        assert_eq!(p.eta, Duration::from_millis(289_680));
         assert!((p.budget_use.unwrap() - 0.9).abs() < 1e-9);
         assert_eq!(p.risk, Risk::Medium);
         assert_eq!(p.start_at, NaiveTime::from_hms_opt(1, 0, 0));
 
         // Conservative, 50%: 2/s and 100/min, 100 per minute (1.67/s).
         // Batches of 120 s × 5/3 per s = 200 clients: 4 × 200 + 100. A batch
-        // of 200 takes 60 + 49 = 109 s, then a 30 s pause: 4 × 139 s, and the
-        // last 100 go in 49 s: 556 + 49 = 605 s (10 min 5 s).
+        // of 200 takes 61.2 + 49 x 1.02 = 111.18 s, then a 30 s pause:
+        // 4 × 141.18 s, and the last 100 go in 49.98 s: 564.72 + 49.98 =
+        // 614.70 s.
         let p = plan(&yclients(), &job, &Preset::Conservative).unwrap();
         assert_eq!((p.batch_size, p.batches), (200, 5));
-        assert_eq!(p.eta, Duration::from_secs(605));
+        assert_eq!(p.eta, Duration::from_millis(614_700));
         assert!((p.budget_use.unwrap() - 0.5).abs() < 1e-9);
         assert_eq!(p.risk, Risk::Low);
     }
@@ -917,8 +924,9 @@ mod tests {
         assert_eq!(c.cheapest().name, "records by date window");
         assert_eq!(c.estimates[0].requests, 900);
         assert_eq!(c.estimates[1].requests, 108);
-        // 108 requests at 4/s: the 108th goes at 107/4 rounded down = 26 s.
-        assert_eq!(c.estimates[1].eta, Duration::from_secs(26));
+        // 108 requests at 4/s: 27 bursts of 4, 1.02 s apart; the last at
+        // 26 x 1.02 = 26.52 s.
+        assert_eq!(c.estimates[1].eta, Duration::from_millis(26_520));
     }
 
     #[test]
@@ -1118,13 +1126,14 @@ mod tests {
     #[test]
     fn long_jobs_are_extrapolated_at_the_sustained_rate() {
         // 1,000,000 requests at exactly 200/min (no per-second limit): the
-        // first 250,000 replayed, the rest at 0.3 s each. The exact answer
-        // would be 4,999 whole minutes plus the bursts of the last one.
+        // first 250,000 replayed, the rest at 0.306 s each (0.3 s and the 2%
+        // guard). The exact answer would be 4,999 guarded minutes of 61.2 s
+        // plus the bursts of the last one.
         let limits = RateLimits::new(None, Some(200));
         let p = plan(&limits, &clients(1_000_000), &custom(1.0)).unwrap();
-        let steady = Duration::from_secs(1_000_000 * 60 / 200);
+        let steady = Duration::from_millis(1_000_000 * 61_200 / 200);
         assert!(
-            p.eta <= steady && p.eta + Duration::from_secs(60) >= steady,
+            p.eta <= steady && p.eta + Duration::from_millis(61_200) >= steady,
             "{:?}",
             p.eta
         );
