@@ -235,9 +235,9 @@ async fn sqlite(shape: Shape) -> Result<Measured, BoxError> {
 }
 
 async fn postgres(admin_url: &str, shape: Shape) -> Result<Measured, BoxError> {
-    let db = FreshDb::create(admin_url, "delta").await?;
+    let db = FreshDb::create_on(admin_url, "delta").await?;
     let m = async {
-        let store = Arc::new(PostgresStore::connect(&db.url).await?);
+        let store = Arc::new(PostgresStore::connect(db.url()).await?);
         let m = full_then_delta(store.clone(), "postgres", shape).await;
         store.close().await;
         m

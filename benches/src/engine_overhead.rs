@@ -117,9 +117,9 @@ async fn postgres_run(
     admin_url: &str,
     concurrency: usize,
 ) -> Result<Measured, BoxError> {
-    let db = FreshDb::create(admin_url, "overhead").await?;
+    let db = FreshDb::create_on(admin_url, "overhead").await?;
     let m = async {
-        let store = Arc::new(PostgresStore::connect(&db.url).await?);
+        let store = Arc::new(PostgresStore::connect(db.url()).await?);
         let m = sync_into(setup, store.clone(), "postgres", concurrency).await;
         store.close().await;
         m

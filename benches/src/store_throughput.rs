@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use serde_json::json;
-use sqlx::{Connection, PgConnection};
 use sync_core::{
     BatchCommit, CheckpointStore, Coverage, Record, RecordCounts, RunId, RunReport, RunStatus,
     Span, Store, StreamId, SyncMode, Unit,
@@ -370,19 +369,9 @@ async fn measure_postgres(
     batches: &[Vec<Record>],
     baseline: &[Vec<Record>],
 ) -> Result<Measured, BoxError> {
-    let name = format!(
-        "sync_bench_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_millis()
-    );
-    let mut admin = PgConnection::connect(admin_url).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let mut url = url::Url::parse(admin_url)?;
-    url.set_path(&format!("/{name}"));
+    let db = crate::pg::FreshDb::create_on(admin_url, "sync_bench").await?;
     let measured = async {
-        let store = PostgresStore::connect(url.as_str()).await?;
+        let store = PostgresStore::connect(db.url()).await?;
         let first = commit_all(&store, batches, "postgres-first", all_created).await?;
         let rerun = commit_all(&store, batches, "postgres-rerun", all_unchanged).await?;
         let same_work = postgres_same_work(&store, baseline).await?;
@@ -396,9 +385,7 @@ async fn measure_postgres(
         })
     }
     .await;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
+    db.drop_db().await?;
     measured
 }
 

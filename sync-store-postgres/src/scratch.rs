@@ -68,7 +68,7 @@ impl ScratchDatabase {
     }
 
     /// Drops the database, closing any connection still open to it.
-    pub async fn drop_db(self) -> Result<(), SyncError> {
+    pub async fn drop_db(&self) -> Result<(), SyncError> {
         let mut admin = PgConnection::connect(&self.admin_url)
             .await
             .map_err(|e| SyncError::fatal(format!("connecting to drop {}: {e}", self.name)))?;

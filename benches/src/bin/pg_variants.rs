@@ -363,11 +363,11 @@ async fn insert_batch(
 }
 
 async fn measure(admin: &str, v: &Variant, batches: &[Vec<Record>]) -> Result<f64, BoxError> {
-    let db = FreshDb::create(admin, "variant").await?;
+    let db = FreshDb::create_on(admin, "variant").await?;
     let result = async {
-        let store = PostgresStore::connect(&db.url).await?;
+        let store = PostgresStore::connect(db.url()).await?;
         store.close().await;
-        let mut conn = PgConnection::connect(&db.url).await?;
+        let mut conn = PgConnection::connect(db.url()).await?;
         let table = prepare(&mut conn, v).await?;
         let started = Instant::now();
         for batch in batches {
@@ -395,8 +395,8 @@ fn main() -> Result<(), BoxError> {
     let records: Vec<Record> = (0..RECORDS).map(visit).collect();
     let batches: Vec<Vec<Record>> = records.chunks(BATCH).map(<[Record]>::to_vec).collect();
     sync_benches::runtime()?.block_on(async {
-        let db = FreshDb::create(&admin, "naive").await?;
-        let store = PostgresStore::connect(&db.url).await?;
+        let db = FreshDb::create_on(&admin, "naive").await?;
+        let store = PostgresStore::connect(db.url()).await?;
         let naive = postgres_baseline(&store, &batches[..BASELINE_RECORDS / BATCH]).await?;
         store.close().await;
         db.drop_db().await?;

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde_json::Value;
-use sqlx::Connection;
 use sync_core::{
     CheckpointStore, Coverage, DayRange, ExistingQuery, RunReport, Store, StoredRecord, StreamId,
     Unit,
@@ -235,10 +234,10 @@ impl Opened {
     }
 }
 
-/// A Postgres database of its own, created from `DATABASE_URL`.
+/// A fresh Postgres database of its own (see `ScratchDatabase`).
 pub struct PgDb {
-    pub admin_url: String,
-    pub name: String,
+    scratch: sync_store_postgres::ScratchDatabase,
+    /// The URL the CLI is given (a test may change it, e.g. add a password).
     pub url: String,
 }
 
@@ -246,45 +245,25 @@ impl PgDb {
     /// Creates a fresh database on the server at `DATABASE_URL`; fails with a
     /// clear message when it is not set.
     pub async fn create() -> Self {
-        let admin_url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-            panic!(
-                "DATABASE_URL is not set: the Postgres reliability tests need a server. Run them \
-                 with `scripts/with-postgres.sh cargo test -p sync-cli --test 'reliability_*'`"
-            )
-        });
-        Self::create_on(&admin_url).await
+        let scratch = sync_store_postgres::ScratchDatabase::create("sync_rel")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = scratch.url().to_string();
+        Self { scratch, url }
     }
 
     /// Creates a fresh database on the server at `admin_url`.
     pub async fn create_on(admin_url: &str) -> Self {
-        let name = format!("sync_rel_{:016x}", rand::random::<u64>());
-        let mut admin = sqlx::PgConnection::connect(admin_url)
+        let scratch = sync_store_postgres::ScratchDatabase::create_on(admin_url, "sync_rel")
             .await
-            .expect("connecting to the Postgres server");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let _ = admin.close().await;
-        let mut url = url::Url::parse(admin_url).unwrap();
-        url.set_path(&format!("/{name}"));
-        Self {
-            admin_url: admin_url.to_string(),
-            name,
-            url: url.to_string(),
-        }
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = scratch.url().to_string();
+        Self { scratch, url }
     }
 
     /// Drops the database.
     pub async fn drop_db(&self) {
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .await;
-        }
+        let _ = self.scratch.drop_db().await;
     }
 }
 
