@@ -83,7 +83,18 @@ impl Leases {
     /// Ends the lease session of `run`, if any, releasing the lock.
     pub(crate) async fn release(&self, run: &str) {
         let held = self.lock().remove(run);
-        if let Some((_, conn)) = held {
+        if let Some((key, mut conn)) = held {
+            // Unlock before closing: the server drops a closed session's
+            // locks only when its backend has exited, a moment later, and a
+            // run started right after this one would find the lease taken.
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+                .bind(LEASE_SPACE)
+                .bind(&key)
+                .execute(&mut conn)
+                .await;
+            if let Err(e) = unlocked {
+                tracing::debug!(run, error = %e, "unlocking the lease failed; closing the session");
+            }
             if let Err(e) = conn.close().await {
                 // The session is gone either way, and its lock with it.
                 tracing::debug!(run, error = %e, "closing the lease connection failed");

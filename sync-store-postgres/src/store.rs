@@ -1,6 +1,6 @@
 //! The Postgres store: records, change log, coverage and run history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -45,6 +45,9 @@ struct Inner {
     // user@host:port/database, never the password.
     location: String,
     leases: Leases,
+    // Streams whose last batch found records stored already: their next
+    // batch looks the stored versions up first instead of trying to insert.
+    mostly_stored: std::sync::Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -98,6 +101,7 @@ impl PostgresStore {
                 location: location(&pool.connect_options()),
                 pool,
                 leases: Leases::default(),
+                mostly_stored: std::sync::Mutex::default(),
             }),
         };
         store.migrate().await?;
@@ -545,88 +549,235 @@ impl PostgresStore {
     }
 
     async fn commit_batch(&self, batch: BatchCommit<'_>) -> Result<RecordCounts, Error> {
-        let source = batch.stream.source.as_str();
         let unique = commit::dedupe(batch.records);
         for record in &unique {
             check_storable(record)?;
         }
-        let keys: Vec<(&str, &str)> = unique
-            .iter()
-            .map(|r| (r.entity.as_str(), r.external_id.as_str()))
-            .collect();
+        let stream = stream_key(batch.stream);
+        let insert_first = !self.stored_before(&stream);
+        let mut tx = self.inner.pool.begin().await.doing("starting the commit")?;
+        let counts = if insert_first {
+            self.insert_then_classify(&mut tx, &batch, &unique).await?
+        } else {
+            classify_then_write(&mut tx, &batch, &unique).await?
+        };
+        tx.commit().await.doing("committing the batch")?;
+        // A batch mostly of stored records (a re-run, a delta) is likely
+        // followed by more: for them a lookup is cheaper than an insert
+        // attempt (which parses every payload).
+        let stored = counts.updated + counts.unchanged + counts.deleted;
+        self.set_stored_before(&stream, stored > counts.created);
+        Ok(counts)
+    }
 
-        // Reading needs no transaction: the stream's lease keeps other
-        // writers of these records away, and the write below is one
-        // statement, which Postgres applies atomically.
-        let mut conn = self
-            .inner
-            .pool
-            .acquire()
-            .await
-            .doing("getting a connection for the commit")?;
-        let existing = load_existing(&mut conn, source, &keys).await?;
-        let plan = commit::plan(&unique, &existing);
-        let old_payloads = load_payloads(&mut conn, source, &plan.changed_keys()).await?;
-        let rows = WriteRows::new(&plan.writes, &old_payloads);
-        let ranges = RangeRows::new(batch.covered);
+    fn stored_before(&self, stream: &str) -> bool {
+        self.inner
+            .mostly_stored
+            .lock()
+            .is_ok_and(|set| set.contains(stream))
+    }
 
-        // Records, change log and covered ranges in one statement (three
-        // data-modifying CTEs): one round trip, one transaction.
-        sqlx::query(
-            "WITH t AS MATERIALIZED ( \
-                 SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::date[], $8::int8[], \
-                                      $9::timestamptz[], $10::text[], $11::text[], $12::bool[], \
-                                      $13::text[], $14::text[]) \
-                     AS t(entity, external_id, unit_kind, day, key, occurred_at, payload, hash, \
-                          deleted, kind, fields)), \
-             written AS ( \
-                 INSERT INTO records (source, entity, external_id, unit_kind, day, key, occurred_at, \
-                                      payload, hash, deleted, first_seen, last_changed, last_run) \
-                 SELECT $1, t.entity, t.external_id, t.unit_kind, t.day, t.key, t.occurred_at, \
-                        t.payload::jsonb, t.hash, t.deleted, $2, $2, $3 FROM t \
-                 ON CONFLICT (source, entity, external_id) DO UPDATE SET \
-                 unit_kind = EXCLUDED.unit_kind, day = EXCLUDED.day, key = EXCLUDED.key, \
-                 occurred_at = EXCLUDED.occurred_at, payload = EXCLUDED.payload, \
-                 hash = EXCLUDED.hash, deleted = EXCLUDED.deleted, \
-                 last_changed = EXCLUDED.last_changed, last_run = EXCLUDED.last_run), \
-             logged AS ( \
-                 INSERT INTO record_changes (run_id, source, entity, external_id, kind, fields, \
-                                             changed_at) \
-                 SELECT $3, $1, t.entity, t.external_id, t.kind, t.fields::jsonb, $2 FROM t) \
-             INSERT INTO covered_ranges (source, stream, kind, first_day, last_day, first_key, last_key) \
-             SELECT $1, $15, r.kind, r.first_day, r.last_day, r.first_key, r.last_key \
-             FROM UNNEST($16::text[], $17::date[], $18::date[], $19::int8[], $20::int8[]) \
-                  AS r(kind, first_day, last_day, first_key, last_key)",
-        )
-        .bind(source)
-        .bind(Utc::now())
-        .bind(&batch.run.0)
-        .bind(&rows.entities)
-        .bind(&rows.ids)
-        .bind(&rows.unit_kinds)
-        .bind(&rows.days)
-        .bind(&rows.unit_keys)
-        .bind(&rows.occurred)
-        .bind(&rows.payloads)
-        .bind(&rows.hashes)
-        .bind(&rows.deleted)
-        .bind(&rows.kinds)
-        .bind(&rows.fields)
-        .bind(&batch.stream.stream)
-        .bind(&ranges.kinds)
-        .bind(&ranges.first_days)
-        .bind(&ranges.last_days)
-        .bind(&ranges.first_keys)
-        .bind(&ranges.last_keys)
-        .execute(&mut *conn)
-        .await
-        .doing("writing the batch")?;
-        Ok(plan.counts)
+    fn set_stored_before(&self, stream: &str, stored: bool) {
+        if let Ok(mut set) = self.inner.mostly_stored.lock() {
+            if stored {
+                set.insert(stream.to_owned());
+            } else {
+                set.remove(stream);
+            }
+        }
+    }
+
+    /// Insert first: on a first insert every record is new, and one
+    /// statement writes them with the covered ranges. Only the records
+    /// found stored go through classification and the update path.
+    async fn insert_then_classify(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        batch: &BatchCommit<'_>,
+        unique: &[&Record],
+    ) -> Result<RecordCounts, Error> {
+        let source = batch.stream.source.as_str();
+        let created = insert_new(tx, source, batch, unique).await?;
+        let mut counts = RecordCounts {
+            created: u64::try_from(created.len()).unwrap_or(u64::MAX),
+            ..RecordCounts::default()
+        };
+        if created.len() < unique.len() {
+            let created: HashSet<RecordKey> = created.into_iter().collect();
+            let others: Vec<&Record> = unique
+                .iter()
+                .filter(|r| !created.contains(&(r.entity.clone(), r.external_id.clone())))
+                .copied()
+                .collect();
+            let planned = plan_and_write(tx, batch, &others).await?;
+            counts.created += planned.created;
+            counts.updated = planned.updated;
+            counts.unchanged = planned.unchanged;
+            counts.deleted = planned.deleted;
+        }
+        Ok(counts)
     }
 }
 
-/// The records to write, as column arrays for UNNEST.
-struct WriteRows<'a> {
+/// Looks the stored versions up first, writes what changed (creations
+/// included), then the covered ranges.
+async fn classify_then_write(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &BatchCommit<'_>,
+    unique: &[&Record],
+) -> Result<RecordCounts, Error> {
+    let counts = plan_and_write(tx, batch, unique).await?;
+    insert_ranges(tx, batch.stream, batch.covered).await?;
+    Ok(counts)
+}
+
+/// Classifies `records` against their stored versions as every store does
+/// and writes the changed ones with their change log.
+async fn plan_and_write(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &BatchCommit<'_>,
+    records: &[&Record],
+) -> Result<RecordCounts, Error> {
+    let source = batch.stream.source.as_str();
+    let keys: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.entity.as_str(), r.external_id.as_str()))
+        .collect();
+    let existing = load_existing(tx, source, &keys).await?;
+    let plan = commit::plan(records, &existing);
+    let old_payloads = load_payloads(tx, source, &plan.changed_keys()).await?;
+    write_changes(tx, source, batch.run, &plan.writes, &old_payloads).await?;
+    Ok(plan.counts)
+}
+
+/// Inserts the records of `unique` not stored yet, and the batch's covered
+/// ranges, in one statement; returns the keys of the records it created.
+async fn insert_new(
+    tx: &mut Transaction<'static, Postgres>,
+    source: &str,
+    batch: &BatchCommit<'_>,
+    unique: &[&Record],
+) -> Result<Vec<RecordKey>, Error> {
+    let rows = RecordRows::new(unique.iter().copied());
+    let ranges = RangeRows::new(batch.covered);
+    let created: Vec<RecordKey> = sqlx::query_as(
+        "WITH t AS ( \
+             SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::date[], $8::int8[], \
+                                  $9::timestamptz[], $10::text[], $11::text[], $12::bool[]) \
+                 AS t(entity, external_id, unit_kind, day, key, occurred_at, payload, hash, \
+                      deleted)), \
+         created AS ( \
+             INSERT INTO records (source, entity, external_id, unit_kind, day, key, occurred_at, \
+                                  payload, hash, deleted, first_seen, last_changed, last_run, \
+                                  first_run) \
+             SELECT $1, t.entity, t.external_id, t.unit_kind, t.day, t.key, t.occurred_at, \
+                    t.payload::jsonb, t.hash, t.deleted, $2, $2, $3, $3 FROM t \
+             ON CONFLICT (source, entity, external_id) DO NOTHING \
+             RETURNING entity, external_id), \
+         covered AS ( \
+             INSERT INTO covered_ranges (source, stream, kind, first_day, last_day, first_key, \
+                                         last_key) \
+             SELECT $1, $13, r.kind, r.first_day, r.last_day, r.first_key, r.last_key \
+             FROM UNNEST($14::text[], $15::date[], $16::date[], $17::int8[], $18::int8[]) \
+                  AS r(kind, first_day, last_day, first_key, last_key)) \
+         SELECT entity, external_id FROM created",
+    )
+    .bind(source)
+    .bind(Utc::now())
+    .bind(&batch.run.0)
+    .bind(&rows.entities)
+    .bind(&rows.ids)
+    .bind(&rows.unit_kinds)
+    .bind(&rows.days)
+    .bind(&rows.unit_keys)
+    .bind(&rows.occurred)
+    .bind(&rows.payloads)
+    .bind(&rows.hashes)
+    .bind(&rows.deleted)
+    .bind(&batch.stream.stream)
+    .bind(&ranges.kinds)
+    .bind(&ranges.first_days)
+    .bind(&ranges.last_days)
+    .bind(&ranges.first_keys)
+    .bind(&ranges.last_keys)
+    .fetch_all(&mut **tx)
+    .await
+    .doing("writing the batch")?;
+    Ok(created)
+}
+
+/// Writes the changed records of a plan over stored ones, with their change
+/// log rows (fields from `old_payloads`), in one statement.
+async fn write_changes(
+    tx: &mut Transaction<'static, Postgres>,
+    source: &str,
+    run: &RunId,
+    writes: &[(&Record, ChangeKind)],
+    old_payloads: &HashMap<RecordKey, Value>,
+) -> Result<(), Error> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let rows = RecordRows::new(writes.iter().map(|&(record, _)| record));
+    let kinds: Vec<&str> = writes.iter().map(|(_, kind)| kind.as_str()).collect();
+    let fields: Vec<String> = writes
+        .iter()
+        .map(|&(record, kind)| {
+            let key = (record.entity.clone(), record.external_id.clone());
+            to_json(&commit::changed_fields(
+                kind,
+                old_payloads.get(&key),
+                &record.payload,
+            ))
+        })
+        .collect();
+    // Creations are recorded as by the insert: first_run set, no change
+    // log row.
+    sqlx::query(
+        "WITH t AS MATERIALIZED ( \
+             SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::date[], $8::int8[], \
+                                  $9::timestamptz[], $10::text[], $11::text[], $12::bool[], \
+                                  $13::text[], $14::text[]) \
+                 AS t(entity, external_id, unit_kind, day, key, occurred_at, payload, hash, \
+                      deleted, kind, fields)), \
+         written AS ( \
+             INSERT INTO records (source, entity, external_id, unit_kind, day, key, occurred_at, \
+                                  payload, hash, deleted, first_seen, last_changed, last_run, \
+                                  first_run) \
+             SELECT $1, t.entity, t.external_id, t.unit_kind, t.day, t.key, t.occurred_at, \
+                    t.payload::jsonb, t.hash, t.deleted, $2, $2, $3, $3 FROM t \
+             ON CONFLICT (source, entity, external_id) DO UPDATE SET \
+             unit_kind = EXCLUDED.unit_kind, day = EXCLUDED.day, key = EXCLUDED.key, \
+             occurred_at = EXCLUDED.occurred_at, payload = EXCLUDED.payload, \
+             hash = EXCLUDED.hash, deleted = EXCLUDED.deleted, \
+             last_changed = EXCLUDED.last_changed, last_run = EXCLUDED.last_run) \
+         INSERT INTO record_changes (run_id, source, entity, external_id, kind, fields, \
+                                     changed_at) \
+         SELECT $3, $1, t.entity, t.external_id, t.kind, t.fields::jsonb, $2 FROM t \
+         WHERE t.kind <> 'created'",
+    )
+    .bind(source)
+    .bind(Utc::now())
+    .bind(&run.0)
+    .bind(&rows.entities)
+    .bind(&rows.ids)
+    .bind(&rows.unit_kinds)
+    .bind(&rows.days)
+    .bind(&rows.unit_keys)
+    .bind(&rows.occurred)
+    .bind(&rows.payloads)
+    .bind(&rows.hashes)
+    .bind(&rows.deleted)
+    .bind(&kinds)
+    .bind(&fields)
+    .execute(&mut **tx)
+    .await
+    .doing("writing the changed records")?;
+    Ok(())
+}
+
+/// The columns of records to write, as arrays for UNNEST.
+struct RecordRows<'a> {
     entities: Vec<&'a str>,
     ids: Vec<&'a str>,
     unit_kinds: Vec<&'static str>,
@@ -636,13 +787,11 @@ struct WriteRows<'a> {
     payloads: Vec<String>,
     hashes: Vec<String>,
     deleted: Vec<bool>,
-    kinds: Vec<&'static str>,
-    fields: Vec<String>,
 }
 
-impl<'a> WriteRows<'a> {
-    fn new(writes: &[(&'a Record, ChangeKind)], old_payloads: &HashMap<RecordKey, Value>) -> Self {
-        let n = writes.len();
+impl<'a> RecordRows<'a> {
+    fn new(records: impl ExactSizeIterator<Item = &'a Record>) -> Self {
+        let n = records.len();
         let mut rows = Self {
             entities: Vec::with_capacity(n),
             ids: Vec::with_capacity(n),
@@ -653,10 +802,8 @@ impl<'a> WriteRows<'a> {
             payloads: Vec::with_capacity(n),
             hashes: Vec::with_capacity(n),
             deleted: Vec::with_capacity(n),
-            kinds: Vec::with_capacity(n),
-            fields: Vec::with_capacity(n),
         };
-        for &(record, kind) in writes {
+        for record in records {
             let (unit_kind, day, key) = record.unit.parts();
             rows.entities.push(record.entity.as_str());
             rows.ids.push(record.external_id.as_str());
@@ -667,10 +814,6 @@ impl<'a> WriteRows<'a> {
             rows.payloads.push(to_json(&record.payload));
             rows.hashes.push(record.hash.to_hex());
             rows.deleted.push(record.deleted);
-            rows.kinds.push(kind.as_str());
-            let key = (record.entity.clone(), record.external_id.clone());
-            let changed = commit::changed_fields(kind, old_payloads.get(&key), &record.payload);
-            rows.fields.push(to_json(&changed));
         }
         rows
     }
@@ -873,9 +1016,18 @@ impl CheckpointStore for PostgresStore {
     }
 
     async fn run_changes(&self, id: &RunId) -> sync_core::Result<Vec<RecordChange>> {
+        // Records the run created (by key), then its change log in order.
+        // Records created before schema version 3 have no first_run: their
+        // creations are in the log instead, so nothing is listed twice.
         let rows: Vec<(String, String, String, Json<Vec<FieldChange>>)> = sqlx::query_as(
-            "SELECT entity, external_id, kind, fields FROM record_changes \
-             WHERE run_id = $1 ORDER BY id",
+            "SELECT entity, external_id, kind, fields FROM ( \
+                 SELECT entity, external_id, 'created' AS kind, '[]'::jsonb AS fields, \
+                        0 AS part, 0::bigint AS seq \
+                 FROM records WHERE first_run = $1 \
+                 UNION ALL \
+                 SELECT entity, external_id, kind, fields, 1, id \
+                 FROM record_changes WHERE run_id = $1) AS c \
+             ORDER BY part, seq, entity, external_id",
         )
         .bind(&id.0)
         .fetch_all(&self.inner.pool)

@@ -126,11 +126,11 @@ async fn conformance() {
 async fn connecting_migrates_and_reports_the_schema_version() {
     let db = TestDb::new().await;
     let store = db.store().await;
-    assert_eq!(PostgresStore::latest_schema_version(), 2);
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(PostgresStore::latest_schema_version(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     store.migrate().await.unwrap();
     let again = db.store().await;
-    assert_eq!(again.schema_version().await.unwrap(), 2);
+    assert_eq!(again.schema_version().await.unwrap(), 3);
     let payload_type: String = sqlx::query_scalar(
         "SELECT data_type FROM information_schema.columns \
          WHERE table_name = 'records' AND column_name = 'payload'",
@@ -189,10 +189,19 @@ async fn duplicates_in_a_batch_last_one_wins_and_recommit_rewrites_nothing() {
     // The row version is the same: an unchanged record is not rewritten.
     assert_eq!(before, xmin(store.clone()).await);
     assert_eq!(count(&store, "SELECT COUNT(*) FROM records").await, 2);
+    // Creations are listed from the records (first_run), not logged.
     assert_eq!(
         count(&store, "SELECT COUNT(*) FROM record_changes").await,
-        2
+        0
     );
+    let kinds: Vec<ChangeKind> = store
+        .run_changes(&run.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(kinds, [ChangeKind::Created, ChangeKind::Created]);
     finish(&store, run).await;
     store.close().await;
     db.drop_db().await;
@@ -614,7 +623,7 @@ async fn a_database_of_an_older_schema_version_is_migrated_and_keeps_its_data() 
         conn.close().await.unwrap();
     }
     let store = db.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 3);
     let stream = StreamId::new("kennel:old", "boardings");
     let stored = store
         .existing(
@@ -652,6 +661,112 @@ async fn a_database_of_an_older_schema_version_is_migrated_and_keeps_its_data() 
 }
 
 #[tokio::test]
+async fn a_version_2_database_with_history_migrates_and_lists_its_old_creations_once() {
+    let db = TestDb::new().await;
+    let up_to_2 = Migrator {
+        migrations: Cow::Owned(MIGRATIONS.iter().take(2).cloned().collect()),
+        ..Migrator::DEFAULT
+    };
+    let old = |id: &str, n: i64| {
+        Record::new("visit", id, Unit::Day(day("2024-01-01")), json!({ "n": n }))
+    };
+    {
+        // What a version-2 store wrote: the records, and a change log row
+        // for each creation.
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        up_to_2.run_direct(&mut conn).await.unwrap();
+        for record in [old("a", 1), old("b", 2)] {
+            sqlx::query(
+                "INSERT INTO records (source, entity, external_id, unit_kind, day, payload, hash, \
+                 deleted, first_seen, last_changed, last_run) VALUES ('src', 'visit', $1, 'day', \
+                 '2024-01-01', $2, $3, false, now(), now(), 'old-run')",
+            )
+            .bind(&record.external_id)
+            .bind(&record.payload)
+            .bind(record.hash.to_hex())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO record_changes (run_id, source, entity, external_id, kind, changed_at) \
+                 VALUES ('old-run', 'src', 'visit', $1, 'created', now())",
+            )
+            .bind(&record.external_id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        conn.close().await.unwrap();
+    }
+    let store = db.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 3);
+    let listed = |changes: Vec<sync_core::RecordChange>| -> Vec<(String, ChangeKind)> {
+        changes
+            .into_iter()
+            .map(|c| (c.external_id, c.kind))
+            .collect()
+    };
+    assert_eq!(
+        listed(store.run_changes(&RunId("old-run".into())).await.unwrap()),
+        [
+            ("a".to_owned(), ChangeKind::Created),
+            ("b".to_owned(), ChangeKind::Created)
+        ]
+    );
+
+    // A new run over old and new records: each listed once, creations first.
+    let stream = StreamId::new("src", "visits");
+    let run = begin(&store, &stream, "new-run").await;
+    let batch = [old("c", 3), old("a", 1), old("b", 20), old("d", 4)];
+    assert_eq!(
+        commit(&store, &run, &batch, &days("2024-01-01", "2024-01-01"))
+            .await
+            .unwrap(),
+        counts(2, 1, 1, 0)
+    );
+    // After a batch of stored records the store looks up before writing:
+    // creations there are recorded alike.
+    let covered = days("2024-01-01", "2024-01-01");
+    assert_eq!(
+        commit(&store, &run, &[old("a", 1)], &covered)
+            .await
+            .unwrap(),
+        counts(0, 0, 1, 0)
+    );
+    assert_eq!(
+        commit(&store, &run, &[old("e", 5), old("a", 1)], &covered)
+            .await
+            .unwrap(),
+        counts(1, 0, 1, 0)
+    );
+    finish(&store, run).await;
+    assert_eq!(
+        listed(store.run_changes(&RunId("new-run".into())).await.unwrap()),
+        [
+            ("c".to_owned(), ChangeKind::Created),
+            ("d".to_owned(), ChangeKind::Created),
+            ("e".to_owned(), ChangeKind::Created),
+            ("b".to_owned(), ChangeKind::Updated)
+        ]
+    );
+    assert_eq!(
+        listed(store.run_changes(&RunId("old-run".into())).await.unwrap()).len(),
+        2
+    );
+    // Creations are no longer logged: the new records' first_run says it.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM record_changes WHERE kind = 'created' AND run_id = 'new-run'"
+        )
+        .await,
+        0
+    );
+    store.close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
 async fn a_database_from_a_newer_release_is_refused() {
     let db = TestDb::new().await;
     let store = db.store().await;
@@ -683,11 +798,11 @@ async fn many_processes_connecting_to_a_new_database_at_once_all_succeed() {
         stores.push(c.await.unwrap().unwrap());
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
     }
     assert_eq!(
         count(&stores[0], "SELECT COUNT(*) FROM _sqlx_migrations").await,
-        2
+        3
     );
     for store in &stores {
         store.close().await;
