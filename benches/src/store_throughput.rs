@@ -133,6 +133,7 @@ async fn commit_all<S: Store + CheckpointStore>(
                 stream: &stream,
                 records: batch,
                 covered: &covered(batch),
+                progress: Default::default(),
             })
             .await?;
         total += c;

@@ -18,7 +18,7 @@ use crate::record::{Record, StreamId};
 use crate::retry::RetryPolicy;
 use crate::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 use crate::source::{FetchContext, RunMeter, Source};
-use crate::store::{BatchCommit, CheckpointStore, Store};
+use crate::store::{BatchCommit, CheckpointStore, RunProgress, Store};
 
 /// A callback that receives progress events. It must return quickly.
 pub type ProgressFn = Arc<dyn Fn(&ProgressEvent) + Send + Sync>;
@@ -501,11 +501,17 @@ impl Engine {
         records: &[Record],
     ) -> Result<RecordCounts> {
         let covered = batch.covered_units();
+        let meter = scope.ctx.meter();
         let commit = BatchCommit {
             run: &scope.run,
             stream: &scope.stream,
             records,
             covered: &covered,
+            progress: RunProgress {
+                requests: meter.requests(),
+                rate_limited: meter.rate_limited(),
+                retries: meter.retries(),
+            },
         };
         scope
             .options

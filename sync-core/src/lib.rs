@@ -58,7 +58,7 @@ pub use retry::RetryPolicy;
 pub use run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 pub use secret::Secret;
 pub use source::{FetchContext, RunMeter, Source, SourceInfo};
-pub use store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+pub use store::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
 
 pub use chrono_tz::Tz;
 pub use tokio_util::sync::CancellationToken;

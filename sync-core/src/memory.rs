@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::commit::{self, StoredVersion};
 use crate::coverage::Coverage;
@@ -66,6 +66,8 @@ fn record_key(source: &str, record: &Record) -> RecordKey {
 struct Inner {
     records: BTreeMap<RecordKey, StoredRecord>,
     coverage: HashMap<StreamId, Coverage>,
+    // When each covered day of a stream was last committed.
+    checked: HashMap<StreamId, BTreeMap<NaiveDate, DateTime<Utc>>>,
     // Run reports in the order they were begun.
     runs: Vec<RunReport>,
     changes: HashMap<RunId, Vec<RecordChange>>,
@@ -186,6 +188,19 @@ impl Store for MemoryStore {
             .entry(batch.stream.clone())
             .or_default()
             .extend(batch.covered);
+        let checked = inner.checked.entry(batch.stream.clone()).or_default();
+        for span in batch.covered.days.spans() {
+            for day in span.iter() {
+                checked.insert(day, now);
+            }
+        }
+        if let Some(run) = inner.runs.iter_mut().find(|r| &r.id == batch.run) {
+            run.counts += plan.counts;
+            run.batches_done += 1;
+            run.requests = run.requests.max(batch.progress.requests);
+            run.rate_limited = run.rate_limited.max(batch.progress.rate_limited);
+            run.retries = run.retries.max(batch.progress.retries);
+        }
         inner.commits += 1;
         Ok(plan.counts)
     }
@@ -256,10 +271,35 @@ impl CheckpointStore for MemoryStore {
     }
 
     async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> Result<()> {
-        if let Some(covered) = self.lock().coverage.get_mut(stream) {
+        let mut inner = self.lock();
+        if let Some(covered) = inner.coverage.get_mut(stream) {
             *covered = covered.subtract(units);
         }
+        if let Some(checked) = inner.checked.get_mut(stream) {
+            checked.retain(|day, _| !units.days.contains(*day));
+        }
         Ok(())
+    }
+
+    async fn last_checked(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> Result<Vec<(DayRange, DateTime<Utc>)>> {
+        let inner = self.lock();
+        let mut out: Vec<(DayRange, DateTime<Utc>)> = Vec::new();
+        let Some(checked) = inner.checked.get(stream) else {
+            return Ok(out);
+        };
+        for (&day, &at) in checked.range(range.first..=range.last) {
+            match out.last_mut() {
+                Some((span, t)) if *t == at && span.last.succ_opt() == Some(day) => {
+                    span.last = day;
+                }
+                _ => out.push((DayRange::single(day), at)),
+            }
+        }
+        Ok(out)
     }
 
     async fn begin_run(&self, run: &RunReport) -> Result<()> {
@@ -329,6 +369,7 @@ impl CheckpointStore for MemoryStore {
 mod tests {
     use super::*;
     use crate::interval::Span;
+    use crate::store::RunProgress;
     use serde_json::json;
 
     fn day(s: &str) -> NaiveDate {
@@ -353,6 +394,7 @@ mod tests {
             stream: &stream,
             records: &records,
             covered: &covered,
+            progress: RunProgress::default(),
         };
         store.fail_next_commits(1, CommitFault::Retryable);
         store.fail_next_commits(1, CommitFault::Fatal);

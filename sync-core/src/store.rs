@@ -5,13 +5,26 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::coverage::Coverage;
 use crate::error::Result;
 use crate::interval::DayRange;
 use crate::record::{Record, RecordChange, StoredRecord, StreamId};
 use crate::run::{RecordCounts, RunId, RunReport};
+
+/// The run's counters at the time of a commit, written to the run's row in
+/// the commit's transaction so that a run killed later still shows what it
+/// did up to its last stored batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    /// Requests sent to the source so far (as the server saw them).
+    pub requests: u64,
+    /// 429 answers so far.
+    pub rate_limited: u64,
+    /// Retries so far.
+    pub retries: u64,
+}
 
 /// One batch to store: its records and the units it covers, written together.
 #[derive(Clone, Copy, Debug)]
@@ -22,8 +35,14 @@ pub struct BatchCommit<'a> {
     pub stream: &'a StreamId,
     /// The records fetched for the batch.
     pub records: &'a [Record],
-    /// The units the batch covers; marked covered in the same transaction.
+    /// The units the batch covers; marked covered in the same transaction,
+    /// with the time of the commit as their last check.
     pub covered: &'a Coverage,
+    /// The run's counters, written to its row in the same transaction: the
+    /// row's record counts grow by this commit's counts, its stored batches
+    /// by one, and its requests, 429s and retries become these (they only
+    /// grow).
+    pub progress: RunProgress,
 }
 
 /// Which stored records a source wants to see.
@@ -89,6 +108,16 @@ pub trait CheckpointStore: Send + Sync + Debug {
 
     /// Forgets the coverage of `units` (to force a re-sync). Records stay.
     async fn clear_coverage(&self, stream: &StreamId, units: &Coverage) -> Result<()>;
+
+    /// When the covered days of `stream` within `range` were last fetched:
+    /// sorted, non-overlapping day ranges, each with the time of the last
+    /// commit that covered all of it (adjacent days with the same time may
+    /// come as one range or several). Days not covered are left out.
+    async fn last_checked(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> Result<Vec<(DayRange, DateTime<Utc>)>>;
 
     /// Records the start of a run (status in progress) and takes the lease on
     /// its stream. Fails with [`crate::SyncError::Busy`] while another live

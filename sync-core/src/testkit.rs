@@ -39,7 +39,7 @@ use crate::error::{Result, SyncError};
 use crate::interval::{DayRange, Span};
 use crate::record::{diff_payloads, ChangeKind, Record, StoredRecord, StreamId, Unit};
 use crate::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
-use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
 
 /// Runs every check, one after the other.
 pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
@@ -58,6 +58,8 @@ pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
     day_counts(store, checkpoints).await;
     sources_do_not_collide(store, checkpoints).await;
     payload_round_trip(store, checkpoints).await;
+    progress_in_the_run_row(store, checkpoints).await;
+    last_checked_days(store, checkpoints).await;
 }
 
 // ---------------------------------------------------------------- helpers
@@ -160,11 +162,23 @@ async fn commit(
     records: &[Record],
     covered: &Coverage,
 ) -> RecordCounts {
+    commit_with(check, store, run, records, covered, RunProgress::default()).await
+}
+
+async fn commit_with(
+    check: &str,
+    store: &dyn Store,
+    run: &RunReport,
+    records: &[Record],
+    covered: &Coverage,
+    progress: RunProgress,
+) -> RecordCounts {
     let batch = BatchCommit {
         run: &run.id,
         stream: &run.stream,
         records,
         covered,
+        progress,
     };
     ok(check, "commit", store.commit(batch).await)
 }
@@ -1136,4 +1150,129 @@ pub async fn payload_round_trip(store: &dyn Store, checkpoints: &dyn CheckpointS
     )
     .await;
     assert_eq!(c, counts(0, 0, 1, 0), "testkit::{CHECK}: commit again");
+}
+
+/// Every commit adds its counts and its batch to the run's row and sets the
+/// run's request counters, in the same transaction: a run that never
+/// finishes (its process was killed) still shows what it stored.
+pub async fn progress_in_the_run_row(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
+    const CHECK: &str = "progress_in_the_run_row";
+    let stream = unique_stream(CHECK);
+    let run = begin(CHECK, checkpoints, &stream).await;
+    let first = [
+        visit("a", 1, json!({"n": 1})),
+        visit("b", 1, json!({"n": 2})),
+    ];
+    let progress = |requests, rate_limited, retries| RunProgress {
+        requests,
+        rate_limited,
+        retries,
+    };
+    commit_with(CHECK, store, &run, &first, &days(1, 1), progress(3, 1, 2)).await;
+    let second = [
+        visit("a", 1, json!({"n": 10})),
+        visit("c", 2, json!({"n": 3})),
+    ];
+    commit_with(CHECK, store, &run, &second, &days(2, 2), progress(7, 1, 4)).await;
+    // Counters given out of order never go back.
+    commit_with(CHECK, store, &run, &[], &days(3, 3), progress(5, 0, 4)).await;
+    let row = ok(CHECK, "run", checkpoints.run(&run.id).await);
+    let Some(row) = row else {
+        panic!("testkit::{CHECK}: run {} not found", run.id);
+    };
+    assert_eq!(row.status, RunStatus::InProgress, "testkit::{CHECK}: status");
+    assert_eq!(
+        row.counts,
+        counts(3, 1, 0, 0),
+        "testkit::{CHECK}: counts of three commits"
+    );
+    assert_eq!(row.batches_done, 3, "testkit::{CHECK}: batches stored");
+    assert_eq!(
+        (row.requests, row.rate_limited, row.retries),
+        (7, 1, 4),
+        "testkit::{CHECK}: request counters"
+    );
+    // The final report replaces the running totals.
+    let mut done = run.clone();
+    done.counts = counts(3, 1, 0, 0);
+    done.batches_done = 3;
+    done.requests = 8;
+    finish(CHECK, checkpoints, done).await;
+    let row = ok(CHECK, "run", checkpoints.run(&run.id).await);
+    assert_eq!(
+        row.map(|r| (r.status, r.requests)),
+        Some((RunStatus::Completed, 8)),
+        "testkit::{CHECK}: finished row"
+    );
+}
+
+/// `last_checked` gives, for covered days only, the time of the last commit
+/// that covered each day; clearing coverage forgets it.
+pub async fn last_checked_days(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
+    const CHECK: &str = "last_checked_days";
+    let stream = unique_stream(CHECK);
+    let before = Utc::now() - chrono::Duration::seconds(1);
+    commit_in_run(CHECK, store, checkpoints, &stream, &[], &days(1, 10)).await;
+    let middle = Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    commit_in_run(CHECK, store, checkpoints, &stream, &[], &days(4, 6)).await;
+    let after = Utc::now() + chrono::Duration::seconds(1);
+
+    let got = ok(
+        CHECK,
+        "last_checked",
+        checkpoints.last_checked(&stream, day_span(1, 20)).await,
+    );
+    // Per day: when it was last checked.
+    let mut per_day: BTreeMap<NaiveDate, DateTime<Utc>> = BTreeMap::new();
+    for (span, at) in &got {
+        for d in span.iter() {
+            assert!(
+                per_day.insert(d, *at).is_none(),
+                "testkit::{CHECK}: day {d} listed twice in {got:?}"
+            );
+        }
+    }
+    let listed: Vec<NaiveDate> = per_day.keys().copied().collect();
+    let want: Vec<NaiveDate> = day_span(1, 10).iter().collect();
+    assert_eq!(listed, want, "testkit::{CHECK}: covered days listed");
+    for (d, at) in &per_day {
+        let (lo, hi) = if (day(4)..=day(6)).contains(d) {
+            (middle, after)
+        } else {
+            (before, middle + chrono::Duration::seconds(1))
+        };
+        assert!(
+            *at >= lo - chrono::Duration::seconds(1) && *at <= hi,
+            "testkit::{CHECK}: day {d} last checked at {at}, expected within {lo}..{hi}"
+        );
+    }
+    let early = per_day[&day(1)];
+    let late = per_day[&day(5)];
+    assert!(late > early, "testkit::{CHECK}: the re-check is later");
+
+    let inside = ok(
+        CHECK,
+        "last_checked(part)",
+        checkpoints.last_checked(&stream, day_span(5, 8)).await,
+    );
+    let days_inside: Vec<NaiveDate> = inside.iter().flat_map(|(s, _)| s.iter()).collect();
+    assert_eq!(
+        days_inside,
+        day_span(5, 8).iter().collect::<Vec<_>>(),
+        "testkit::{CHECK}: only days of the range"
+    );
+
+    ok(
+        CHECK,
+        "clear_coverage",
+        checkpoints.clear_coverage(&stream, &days(1, 2)).await,
+    );
+    let after_clear = ok(
+        CHECK,
+        "last_checked",
+        checkpoints.last_checked(&stream, day_span(1, 3)).await,
+    );
+    let left: Vec<NaiveDate> = after_clear.iter().flat_map(|(s, _)| s.iter()).collect();
+    assert_eq!(left, vec![day(3)], "testkit::{CHECK}: cleared days forgotten");
 }

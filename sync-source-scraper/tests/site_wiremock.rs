@@ -166,6 +166,7 @@ async fn commit(store: &MemoryStore, source: &ScraperSource, records: &[Record],
             stream: source.stream(),
             records,
             covered: &covered,
+            progress: Default::default(),
         })
         .await
         .unwrap();

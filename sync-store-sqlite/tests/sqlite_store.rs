@@ -69,6 +69,7 @@ async fn commit(
             stream: &run.stream,
             records,
             covered,
+            progress: Default::default(),
         })
         .await
 }
