@@ -4,61 +4,73 @@
 //! external systems into a database. This crate is pure logic: it does no
 //! I/O but time.
 //!
-//! - [`Source`], [`Store`] and [`CheckpointStore`]: the traits adapters
-//!   implement, with one error type, [`SyncError`].
-//! - [`batch`]: a target (local days in a time zone, a key range, an id list)
-//!   split into batches, skipping what is covered.
-//! - [`interval`] and [`coverage`]: covered units, gaps and percentages.
-//! - [`plan`]: from documented limits and a workload, the request count,
-//!   pacing, batch size and ETA of each preset.
-//! - [`limiter`]: the run-time limiter that holds every window at once.
-//! - [`retry`]: the retry policy, classified by [`SyncError`].
-//! - [`engine`]: drives the batches of a run and records it.
-//! - [`commit`]: what a commit does to each record (created, updated,
-//!   deleted, unchanged), decided the same way by every store.
-//! - [`memory`]: an in-memory store for tests and examples.
+//! The tree follows the flow of a run:
+//!
+//! - **plan** ([`plan`]): a [`Target`] (local days in a time zone, a key
+//!   range, an id list) becomes [`Batch`]es: windows sized by the density of
+//!   records to fill whole pages, a weekly page, a page of ids; only what is
+//!   not [covered](Coverage) yet (or is due for a re-check). The same
+//!   planner prices a run at each pace [preset](plan::Preset).
+//! - **engine** ([`Engine`]): several requests in flight, each batch
+//!   committed with its checkpoint, progress events, the run recorded.
+//! - **source** ([`Source`]): adapters speak their protocol, one request at
+//!   a time; the core adds retries ([`Retrying`]), sessions
+//!   ([`Authenticated`]) and pacing ([`Paced`]) by wrapping them, and the
+//!   request [`Budget`] ([`RateLimiter`] in memory) holds every limit.
+//! - **store** ([`Store`], [`CheckpointStore`]): records, checkpoints and
+//!   the run history; [`commit`] decides what a commit does to each record,
+//!   the same for every store; [`MemoryStore`] for tests and examples;
+//!   `testkit` (feature `testkit`) is the conformance suite every store
+//!   passes.
 //!
 //! The invariants this crate guarantees (checkpoint never ahead of data,
 //! idempotent commits, limits held, resumable anywhere, bounded memory,
-//! every run recorded, local days, no secrets) are listed in the project's
-//! design document; each has a test.
+//! every run recorded, local days, no secrets, the plan is the run) are
+//! listed in the project's design document; each has a test.
 
-pub mod batch;
-pub mod commit;
-pub mod coverage;
-pub mod engine;
-pub mod error;
-pub mod interval;
-pub mod limiter;
-pub mod memory;
+mod coverage;
+mod domain;
+mod engine;
+mod error;
+mod limit;
 pub mod plan;
-pub mod record;
-pub mod retry;
-pub mod run;
-pub mod secret;
-pub mod source;
-pub mod store;
+mod secret;
+mod source;
+mod store;
+
+pub use store::commit;
 #[cfg(feature = "testkit")]
-pub mod testkit;
+pub use store::testkit;
 
-pub use batch::{split, split_uncovered, Batch, BatchSpan, Order, Target};
-pub use coverage::{Coverage, TargetCoverage};
-pub use engine::{Engine, ProgressEvent, SyncOptions};
+pub use coverage::checkpoint::{Coverage, TargetCoverage};
+pub use coverage::interval::{CoverageSummary, DayRange, IntervalSet, KeyRange, Point, Span};
+pub use domain::record::{
+    diff_payloads, ChangeKind, ContentHash, FieldChange, Record, RecordChange, StoredRecord,
+    StreamId, Unit,
+};
+pub use domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
+pub use engine::options::{ProgressFn, SyncOptions, SyncOptionsBuilder};
+pub use engine::progress::ProgressEvent;
+pub use engine::runner::{Engine, SourceDayCounts};
 pub use error::{BoxError, Result, SyncError};
-pub use interval::{CoverageSummary, DayRange, IntervalSet, KeyRange, Span};
-pub use limiter::{RateLimiter, RateLimits};
-pub use memory::{CommitFault, MemoryStore};
-pub use plan::{
-    PaceSettings, Plan, Preset, Risk, Strategy, StrategyComparison, StrategyEstimate, Workload,
-};
-pub use record::{
-    ChangeKind, ContentHash, FieldChange, Record, RecordChange, StoredRecord, StreamId, Unit,
-};
-pub use retry::RetryPolicy;
-pub use run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
+pub use limit::budget::Budget;
+pub use limit::limiter::{LimiterStats, RateLimiter};
+pub use limit::limits::RateLimits;
+pub use limit::schedule::{Schedule, SlowDown};
+pub use plan::target::{Batch, BatchSpan, Order, Target};
 pub use secret::Secret;
-pub use source::{FetchContext, RunMeter, Source, SourceInfo};
-pub use store::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
+pub use source::api::{
+    Cursor, DayCounts, FetchCost, KeyPage, Page, Probe, Source, SourceExt, SourceInfo, Units,
+    Windows,
+};
+pub use source::context::{FetchContext, RunMeter, WaitNotice, Waiting};
+pub use source::paced::Paced;
+pub use source::retry::{RetryPolicy, Retrying};
+pub use source::retry_after::parse_retry_after;
+pub use source::session::{Authenticated, SessionCache};
+pub use store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
+pub use store::memory::{CommitFault, MemoryStore};
 
+pub use async_trait::async_trait;
 pub use chrono_tz::Tz;
 pub use tokio_util::sync::CancellationToken;

@@ -1,19 +1,18 @@
-//! Targets, batches and how a target is split into batches.
+//! Targets and batches: what a run should cover, and the units of work it
+//! is cut into.
 //!
-//! A target is what a run should cover: a range of local days in the
-//! business's time zone, a range of integer keys, or an explicit list of ids.
-//! It is split into batches of N days or N keys; only the parts not yet
-//! covered are split, so a resumed run starts where the last one stopped.
+//! A target is a range of local days in the business's time zone, a range
+//! of integer keys, or an explicit list of ids. A batch is one unit of work:
+//! fetched, stored and checkpointed as a whole.
 
 use std::fmt;
-use std::num::NonZeroU32;
 
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::coverage::Coverage;
-use crate::interval::{DayRange, KeyRange, Point, Span};
+use crate::coverage::checkpoint::{Coverage, TargetCoverage};
+use crate::coverage::interval::{CoverageSummary, DayRange, IntervalSet, KeyRange, Span};
 
 /// What a run should cover.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +64,59 @@ impl Target {
         c
     }
 
-    /// How many units (days or keys) the target holds.
-    pub fn unit_count(&self) -> u64 {
+    /// How many units (days or keys) the target holds: exact, whatever the
+    /// range (the keys of all of `i64` are 2^64).
+    pub fn unit_count(&self) -> u128 {
         match self {
             Self::Days { range, .. } => range.len(),
             Self::Keys(range) => range.len(),
             Self::KeyList(_) => self.units().keys.len(),
+        }
+    }
+
+    /// The days of a day target (`None` for keys).
+    pub fn day_range(&self) -> Option<DayRange> {
+        match self {
+            Self::Days { range, .. } => Some(*range),
+            _ => None,
+        }
+    }
+
+    /// The time zone of a day target (`None` for keys).
+    pub fn tz(&self) -> Option<Tz> {
+        match self {
+            Self::Days { tz, .. } => Some(*tz),
+            _ => None,
+        }
+    }
+
+    /// How much of the target `covered` holds: covered and total units and
+    /// the gaps. For a [`Target::KeyList`] the summary's `target` is the
+    /// smallest range holding every id, and `total` the number of distinct
+    /// ids (not the length of that range); its gaps are the missing ids, as
+    /// maximal runs of consecutive ids.
+    pub fn coverage(&self, covered: &Coverage) -> TargetCoverage {
+        match self {
+            Self::Days { range, .. } => TargetCoverage::Days(covered.days.coverage(*range)),
+            Self::Keys(range) => TargetCoverage::Keys(covered.keys.coverage(*range)),
+            Self::KeyList(ids) => {
+                let wanted: IntervalSet<i64> = ids.iter().map(|&id| Span::single(id)).collect();
+                let covered_ids = wanted.spans().map(|s| covered.keys.count_within(s)).sum();
+                let gaps = wanted.spans().flat_map(|s| covered.keys.gaps(s)).collect();
+                let target = match (wanted.spans().next(), wanted.spans().last()) {
+                    (Some(a), Some(b)) => Span {
+                        first: a.first,
+                        last: b.last,
+                    },
+                    _ => Span::single(0),
+                };
+                TargetCoverage::Keys(CoverageSummary {
+                    target,
+                    covered: covered_ids,
+                    total: wanted.len(),
+                    gaps,
+                })
+            }
         }
     }
 }
@@ -116,9 +162,31 @@ pub struct Batch {
     pub index: usize,
     /// What it covers.
     pub span: BatchSpan,
+    /// The batch fetches again units that are stored already (a forced run
+    /// or a re-check by age): a source must not reuse stored copies to save
+    /// requests, since what changed may show only on the pages it skips.
+    pub recheck: bool,
 }
 
 impl Batch {
+    /// Batch `index` covering `span`, a first fetch.
+    pub fn new(index: usize, span: BatchSpan) -> Self {
+        Self {
+            index,
+            span,
+            recheck: false,
+        }
+    }
+
+    /// The days of a day batch, in order (none for other batches).
+    pub fn days(&self) -> impl DoubleEndedIterator<Item = NaiveDate> {
+        let range = match &self.span {
+            BatchSpan::Days { range, .. } => Some(*range),
+            _ => None,
+        };
+        range.into_iter().flat_map(|r| r.iter())
+    }
+
     /// The units this batch marks as covered once its records are stored.
     pub fn covered_units(&self) -> Coverage {
         let mut c = Coverage::default();
@@ -132,11 +200,11 @@ impl Batch {
     }
 
     /// How many units the batch covers.
-    pub fn unit_count(&self) -> u64 {
+    pub fn unit_count(&self) -> u128 {
         match &self.span {
             BatchSpan::Days { range, .. } => range.len(),
             BatchSpan::Keys(range) => range.len(),
-            BatchSpan::KeyList(ids) => ids.len() as u64,
+            BatchSpan::KeyList(ids) => ids.len() as u128,
             BatchSpan::Changes { .. } => 0,
         }
     }
@@ -210,134 +278,12 @@ pub fn local_day_of(instant: DateTime<Utc>, tz: Tz) -> NaiveDate {
     instant.with_timezone(&tz).date_naive()
 }
 
-/// Splits the parts of `target` not in `covered` into batches of at most
-/// `size` units, in `order`. Batches never straddle a covered unit, so
-/// resuming a run redoes nothing that was stored.
-///
-/// Pass an empty `covered` (or use [`split`]) to split the whole target.
-pub fn split_uncovered(
-    target: &Target,
-    covered: &Coverage,
-    size: NonZeroU32,
-    order: Order,
-) -> Vec<Batch> {
-    let size = u64::from(size.get());
-    let spans = match target {
-        Target::Days { range, tz } => chunk_spans(covered.days.gaps(*range), size, order)
-            .into_iter()
-            .map(|range| BatchSpan::Days { range, tz: *tz })
-            .collect::<Vec<_>>(),
-        Target::Keys(range) => chunk_spans(covered.keys.gaps(*range), size, order)
-            .into_iter()
-            .map(BatchSpan::Keys)
-            .collect(),
-        Target::KeyList(ids) => {
-            let mut ids: Vec<i64> = ids
-                .iter()
-                .copied()
-                .filter(|&id| !covered.keys.contains(id))
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            if order == Order::NewestFirst {
-                ids.reverse();
-            }
-            ids.chunks(size as usize)
-                .map(|chunk| {
-                    let mut chunk = chunk.to_vec();
-                    chunk.sort_unstable();
-                    BatchSpan::KeyList(chunk)
-                })
-                .collect()
-        }
-    };
-    spans
-        .into_iter()
-        .enumerate()
-        .map(|(index, span)| Batch { index, span })
-        .collect()
-}
-
-/// Splits the whole of `target` into batches of at most `size` units.
-pub fn split(target: &Target, size: NonZeroU32, order: Order) -> Vec<Batch> {
-    split_uncovered(target, &Coverage::default(), size, order)
-}
-
-// Cuts each gap into pieces of at most `size` points. Newest-first cuts from
-// the end of each gap, so that the first batch holds the latest units.
-fn chunk_spans<T: Point>(gaps: Vec<Span<T>>, size: u64, order: Order) -> Vec<Span<T>> {
-    let size = i128::from(size);
-    let mut out = Vec::new();
-    let mut push = |a: i128, b: i128| {
-        if let (Some(first), Some(last)) = (T::from_index(a as i64), T::from_index(b as i64)) {
-            out.push(Span { first, last });
-        }
-    };
-    match order {
-        Order::OldestFirst => {
-            for gap in gaps {
-                let (mut a, end) = (
-                    i128::from(gap.first.to_index()),
-                    i128::from(gap.last.to_index()),
-                );
-                while a <= end {
-                    let b = (a + size - 1).min(end);
-                    push(a, b);
-                    a = b + 1;
-                }
-            }
-        }
-        Order::NewestFirst => {
-            for gap in gaps.into_iter().rev() {
-                let (start, mut b) = (
-                    i128::from(gap.first.to_index()),
-                    i128::from(gap.last.to_index()),
-                );
-                while b >= start {
-                    let a = (b - size + 1).max(start);
-                    push(a, b);
-                    b = a - 1;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Splits a list of ids into chunks of at most `size`, keeping their order.
-pub fn chunk_ids<T: Clone>(ids: &[T], size: NonZeroU32) -> Vec<Vec<T>> {
-    ids.chunks(size.get() as usize).map(<[T]>::to_vec).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn d(s: &str) -> NaiveDate {
         s.parse().unwrap()
-    }
-    fn n(v: u32) -> NonZeroU32 {
-        NonZeroU32::new(v).unwrap()
-    }
-
-    #[test]
-    fn days_split_newest_first_and_oldest_first() {
-        let t = Target::days(d("2024-09-01"), d("2024-09-10"), chrono_tz::Europe::Moscow).unwrap();
-        let newest = split(&t, n(4), Order::NewestFirst);
-        let ranges: Vec<String> = newest.iter().map(|b| b.span.to_string()).collect();
-        assert_eq!(
-            ranges,
-            [
-                "days 2024-09-07..=2024-09-10",
-                "days 2024-09-03..=2024-09-06",
-                "days 2024-09-01..=2024-09-02"
-            ]
-        );
-        let oldest = split(&t, n(4), Order::OldestFirst);
-        assert_eq!(oldest[0].span.to_string(), "days 2024-09-01..=2024-09-04");
-        assert_eq!(oldest[2].span.to_string(), "days 2024-09-09..=2024-09-10");
-        assert_eq!(oldest.iter().map(Batch::unit_count).sum::<u64>(), 10);
-        assert!(oldest.iter().enumerate().all(|(i, b)| b.index == i));
     }
 
     #[test]
@@ -354,51 +300,16 @@ mod tests {
     }
 
     #[test]
-    fn covered_units_are_skipped_and_never_straddled() {
-        let t = Target::Keys(Span::new(1, 10).unwrap());
-        let mut covered = Coverage::default();
-        covered.keys.insert(Span::new(4, 5).unwrap());
-        let batches = split_uncovered(&t, &covered, n(3), Order::OldestFirst);
-        let spans: Vec<_> = batches.iter().map(|b| b.span.clone()).collect();
-        assert_eq!(
-            spans,
-            vec![
-                BatchSpan::Keys(Span::new(1, 3).unwrap()),
-                BatchSpan::Keys(Span::new(6, 8).unwrap()),
-                BatchSpan::Keys(Span::new(9, 10).unwrap()),
-            ]
-        );
-    }
-
-    #[test]
-    fn key_list_chunks_dedupe_and_skip_covered() {
-        let t = Target::KeyList(vec![9, 1, 5, 5, 3, 7, 2]);
-        let mut covered = Coverage::default();
-        covered.keys.insert_point(3);
-        let b = split_uncovered(&t, &covered, n(2), Order::OldestFirst);
-        let chunks: Vec<_> = b.iter().map(|b| b.span.clone()).collect();
-        assert_eq!(
-            chunks,
-            vec![
-                BatchSpan::KeyList(vec![1, 2]),
-                BatchSpan::KeyList(vec![5, 7]),
-                BatchSpan::KeyList(vec![9]),
-            ]
-        );
-        assert_eq!(chunk_ids(&[1, 2, 3], n(2)), vec![vec![1, 2], vec![3]]);
-    }
-
-    #[test]
     fn dst_days_are_not_24_hours() {
         // Europe/Berlin: 2024-03-31 has 23 hours, 2024-10-27 has 25.
         let tz = chrono_tz::Europe::Berlin;
-        let spring = Batch {
-            index: 0,
-            span: BatchSpan::Days {
+        let spring = Batch::new(
+            0,
+            BatchSpan::Days {
                 range: Span::single(d("2024-03-31")),
                 tz,
             },
-        };
+        );
         let (a, b) = spring.utc_bounds().unwrap();
         assert_eq!((b - a).num_hours(), 23);
         assert_eq!(a.to_rfc3339(), "2024-03-30T23:00:00+00:00");
@@ -413,5 +324,16 @@ mod tests {
         let start = local_day_start_utc(d("2022-09-11"), tz);
         assert_eq!(local_day_of(start, tz), d("2022-09-11"));
         assert_eq!(start.to_rfc3339(), "2022-09-11T04:00:00+00:00");
+    }
+    #[test]
+    fn key_list_coverage_counts_only_listed_ids() {
+        let mut c = Coverage::default();
+        c.keys.insert(Span::new(1, 3).unwrap());
+        let t = Target::KeyList(vec![2, 3, 10, 11, 20]);
+        let TargetCoverage::Keys(s) = t.coverage(&c) else {
+            panic!("key target gives key coverage")
+        };
+        assert_eq!((s.covered, s.total), (2, 5));
+        assert_eq!(s.gaps, vec![Span::new(10, 11).unwrap(), Span::single(20)]);
     }
 }

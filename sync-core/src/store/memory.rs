@@ -12,13 +12,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::commit::{self, StoredVersion};
-use crate::coverage::Coverage;
+use crate::coverage::checkpoint::Coverage;
+use crate::coverage::interval::DayRange;
+use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
+use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus};
 use crate::error::{Result, SyncError};
-use crate::interval::DayRange;
-use crate::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
-use crate::run::{RecordCounts, RunId, RunReport, RunStatus};
-use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+use crate::store::commit::{self, StoredVersion};
 
 /// Which error an injected commit fault returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,8 +368,8 @@ impl CheckpointStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::interval::Span;
-    use crate::store::RunProgress;
+    use crate::coverage::interval::Span;
+    use crate::store::api::RunProgress;
     use serde_json::json;
 
     fn day(s: &str) -> NaiveDate {

@@ -7,11 +7,11 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::coverage::Coverage;
+use crate::coverage::checkpoint::Coverage;
+use crate::coverage::interval::DayRange;
+use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId};
+use crate::domain::run::{RecordCounts, RunId, RunReport};
 use crate::error::Result;
-use crate::interval::DayRange;
-use crate::record::{Record, RecordChange, StoredRecord, StreamId};
-use crate::run::{RecordCounts, RunId, RunReport};
 
 /// The run's counters at the time of a commit, written to the run's row in
 /// the commit's transaction so that a run killed later still shows what it

@@ -76,10 +76,10 @@ impl<T: Point> Span<T> {
         Self::new(start, last)
     }
 
-    /// How many points the range holds (`u64::MAX` for the one range of
-    /// every `i64`, which holds one more).
-    pub fn len(&self) -> u64 {
-        saturating_len(self.first.to_index(), self.last.to_index())
+    /// How many points the range holds: exact for any range (the range of
+    /// every `i64` holds 2^64).
+    pub fn len(&self) -> u128 {
+        span_len(self.first.to_index(), self.last.to_index())
     }
 
     /// Always false: a span holds at least one point. Present for clippy's
@@ -192,11 +192,8 @@ impl<T: Point> IntervalSet<T> {
     }
 
     /// How many points the set holds.
-    pub fn len(&self) -> u64 {
-        self.ranges
-            .iter()
-            .map(|(&s, &e)| saturating_len(s, e))
-            .fold(0, u64::saturating_add)
+    pub fn len(&self) -> u128 {
+        self.ranges.iter().map(|(&s, &e)| span_len(s, e)).sum()
     }
 
     /// The merged ranges, sorted.
@@ -210,15 +207,15 @@ impl<T: Point> IntervalSet<T> {
     }
 
     /// How many points of `target` the set holds.
-    pub fn count_within(&self, target: Span<T>) -> u64 {
+    pub fn count_within(&self, target: Span<T>) -> u128 {
         let (t0, t1) = (target.first.to_index(), target.last.to_index());
-        let mut n: u64 = 0;
+        let mut n: u128 = 0;
         // The range that starts before the target may reach into it.
         let before = self.ranges.range(..t0).next_back();
         for (&s, &e) in before.into_iter().chain(self.ranges.range(t0..=t1)) {
             let (a, b) = (s.max(t0), e.min(t1));
             if a <= b {
-                n = n.saturating_add(saturating_len(a, b));
+                n += span_len(a, b);
             }
         }
         n
@@ -271,8 +268,9 @@ impl<T: Point> IntervalSet<T> {
     }
 }
 
-fn saturating_len(first: i64, last: i64) -> u64 {
-    u64::try_from(i128::from(last) - i128::from(first) + 1).unwrap_or(u64::MAX)
+// At most 2^64 (every i64), so a set's total fits a u128 with room to spare.
+fn span_len(first: i64, last: i64) -> u128 {
+    (i128::from(last) - i128::from(first) + 1).unsigned_abs()
 }
 
 fn push_span<T: Point>(out: &mut Vec<Span<T>>, first: i64, last: i64) {
@@ -300,9 +298,9 @@ pub struct CoverageSummary<T> {
     /// The range asked about.
     pub target: Span<T>,
     /// Points of the target that are covered.
-    pub covered: u64,
+    pub covered: u128,
     /// Points in the target.
-    pub total: u64,
+    pub total: u128,
     /// The missing parts, sorted and maximal.
     pub gaps: Vec<Span<T>>,
 }
@@ -314,7 +312,7 @@ impl<T> CoverageSummary<T> {
         if self.total == 0 {
             return 100.0;
         }
-        let basis_points = u128::from(self.covered) * 10_000 / u128::from(self.total);
+        let basis_points = self.covered.saturating_mul(10_000) / self.total;
         basis_points as f64 / 100.0
     }
 
@@ -405,7 +403,7 @@ mod tests {
     #[test]
     fn extreme_keys_do_not_overflow() {
         let s = set(&[(i64::MIN, i64::MAX)]);
-        assert_eq!(s.len(), u64::MAX);
+        assert_eq!(s.len(), 1u128 << 64);
         assert!(s.gaps(Span::new(i64::MIN, i64::MAX).unwrap()).is_empty());
         let s = set(&[(i64::MAX, i64::MAX)]);
         assert_eq!(
@@ -426,6 +424,17 @@ mod tests {
         );
         assert!(s.contains(d("2024-02-29")));
         assert!(!s.contains(d("2024-03-02")));
+    }
+
+    #[test]
+    fn a_gap_of_one_key_in_all_of_i64_is_not_complete() {
+        let all = Span::new(i64::MIN, i64::MAX).unwrap();
+        let s = set(&[(i64::MIN + 1, i64::MAX)]);
+        let c = s.coverage(all);
+        assert_eq!((c.covered, c.total), ((1u128 << 64) - 1, 1u128 << 64));
+        assert!(!c.is_complete());
+        assert!(c.percent() < 100.0);
+        assert_eq!(c.gaps, vec![Span::single(i64::MIN)]);
     }
 
     #[test]

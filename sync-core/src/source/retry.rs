@@ -1,26 +1,35 @@
-//! Retry policy, classified by [`crate::SyncError`].
+//! Retries, written once: the [`RetryPolicy`] and the [`Retrying`] wrapper.
 //!
 //! - [`SyncError::Retryable`] (5xx, timeout, dropped connection): wait with
 //!   exponential backoff and jitter, at most [`RetryPolicy::max_retries`]
 //!   times.
 //! - [`SyncError::RateLimited`] (429): try again at once, at most
 //!   [`RetryPolicy::max_rate_limited_retries`] times. The waiting is done by
-//!   the shared limiter: by convention the source called
-//!   [`FetchContext::rate_limited`] when it saw the 429, so the limiter is
-//!   paused and the next [`FetchContext::acquire`] waits for it. Sleeping
-//!   here as well would wait twice.
+//!   the budget: [`Paced`](crate::Paced) reported the 429 to it, so the next
+//!   [`FetchContext::request`] waits for the pause. Sleeping here as well
+//!   would wait twice.
 //! - Everything else is returned at once: retrying will not help, or (for
-//!   [`SyncError::AuthExpired`]) the caller must renew the session first.
+//!   [`SyncError::AuthExpired`]) the session must be renewed first, which
+//!   [`Authenticated`](crate::Authenticated) does.
+//!
+//! All attempts of one operation together take at most
+//! [`RetryPolicy::max_elapsed`]: a dead endpoint fails in the time the
+//! policy states. Waits longer than a few seconds are announced.
 
 use std::future::Future;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::time::Instant;
 
+use crate::coverage::interval::DayRange;
 use crate::error::{Result, SyncError};
-use crate::source::FetchContext;
+use crate::plan::target::Batch;
+use crate::source::api::{Cursor, DayCounts, KeyPage, Page, Probe, Source, SourceInfo};
+use crate::source::context::{watched, FetchContext, Waiting, NOTICE_AFTER};
 
-/// How often and how patiently to retry.
+/// How often and how patiently to retry one operation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt, for temporary failures.
@@ -30,15 +39,20 @@ pub struct RetryPolicy {
     /// Longest backoff delay (before jitter).
     pub max_delay: Duration,
     /// Retries after 429 answers. Larger than `max_retries` because the
-    /// limiter paces them, but bounded so that a 429 storm cannot go on
+    /// budget paces them, but bounded so that a 429 storm cannot go on
     /// forever.
     pub max_rate_limited_retries: u32,
     /// Add a random share (up to 100%) to each backoff delay, so that
     /// clients that failed together do not retry together.
     pub jitter: bool,
+    /// The most time all attempts of one operation may take together,
+    /// waits included: no retry starts that would end later.
+    pub max_elapsed: Duration,
 }
 
 impl Default for RetryPolicy {
+    /// Five retries from 0.5 s doubling up to 30 s (with jitter), thirty
+    /// after 429s, two minutes in all.
     fn default() -> Self {
         Self {
             max_retries: 5,
@@ -46,6 +60,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(30),
             max_rate_limited_retries: 30,
             jitter: true,
+            max_elapsed: Duration::from_secs(120),
         }
     }
 }
@@ -75,18 +90,27 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, retrying as the policy says (see the
-    /// module documentation). Each retry is counted in `ctx.meter()`. When
-    /// the run is cancelled, no further attempt is made and
+    /// module documentation). Each retry is counted in `ctx.meter()`; an
+    /// attempt that takes longer than a few seconds, or a backoff that does,
+    /// is announced with `what` (for people: "page 2 of days ...").
+    /// When the run is cancelled, no further attempt is made and
     /// [`SyncError::Cancelled`] is returned.
-    pub async fn retry<T, F, Fut>(&self, ctx: &FetchContext, mut op: F) -> Result<T>
+    pub async fn retry<T, F, Fut>(
+        &self,
+        ctx: &FetchContext,
+        what: impl Fn() -> String,
+        mut op: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let started = Instant::now();
         let mut backoff = self.backoff();
         let mut rate_limited_retries: u32 = 0;
         loop {
-            let error = match op().await {
+            let attempt = watched(op(), || format!("an answer to {}", what()), ctx.notice());
+            let error = match attempt.await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
@@ -104,16 +128,41 @@ impl RetryPolicy {
                 }
                 _ => return Err(error),
             };
+            if started.elapsed() + delay > self.max_elapsed {
+                tracing::warn!(
+                    stream = %ctx.stream(),
+                    what = %what(),
+                    error_kind = error.kind(),
+                    max_elapsed_s = self.max_elapsed.as_secs(),
+                    "giving up: the retry time budget is spent"
+                );
+                return Err(error);
+            }
             if ctx.cancel_token().is_cancelled() {
                 return Err(SyncError::Cancelled);
             }
             ctx.meter().add_retry();
             tracing::debug!(
                 stream = %ctx.stream(),
+                what = %what(),
                 error_kind = error.kind(),
                 delay_ms = delay.as_millis() as u64,
                 "retrying"
             );
+            if delay >= NOTICE_AFTER {
+                let waiting = Waiting {
+                    what: format!(
+                        "{:.0} s before trying {} again (it failed: {error})",
+                        delay.as_secs_f64(),
+                        what()
+                    ),
+                    waited: Duration::ZERO,
+                };
+                tracing::warn!(waiting_for = %waiting.what, "backing off");
+                if let Some(notice) = ctx.notice() {
+                    notice(&waiting);
+                }
+            }
             if !delay.is_zero() {
                 tokio::select! {
                     biased;
@@ -125,21 +174,98 @@ impl RetryPolicy {
     }
 }
 
+/// A source whose operations are retried by a [`RetryPolicy`].
+#[derive(Debug)]
+pub struct Retrying<S> {
+    inner: S,
+    policy: RetryPolicy,
+}
+
+impl<S: Source> Retrying<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, policy: RetryPolicy) -> Self {
+        Self { inner, policy }
+    }
+
+    /// The wrapped source.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+/// "page 2 of days 2024-01-01..=2024-01-07 of yclients:1/records".
+pub(crate) fn describe_page(batch: &Batch, cursor: Option<&Cursor>, stream: &str) -> String {
+    match cursor {
+        None => format!("the first request of {} of {stream}", batch.span),
+        Some(c) => format!("request {} of {} of {stream}", c.value(), batch.span),
+    }
+}
+
+#[async_trait]
+impl<S: Source> Source for Retrying<S> {
+    fn info(&self) -> SourceInfo {
+        self.inner.info()
+    }
+
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
+        let what = || format!("the login to {}", ctx.stream().source);
+        self.policy.retry(ctx, what, || self.inner.login(ctx)).await
+    }
+
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        let what = || describe_page(batch, cursor, &ctx.stream().to_string());
+        self.policy
+            .retry(ctx, what, || self.inner.fetch_page(batch, cursor, ctx))
+            .await
+    }
+
+    async fn probe(&self, range: DayRange, ctx: &FetchContext) -> Result<Option<Probe>> {
+        let what = || format!("the count of {range} of {}", ctx.stream());
+        self.policy
+            .retry(ctx, what, || self.inner.probe(range, ctx))
+            .await
+    }
+
+    async fn day_counts(
+        &self,
+        range: DayRange,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<DayCounts>> {
+        let what = || format!("the day counts of {range} of {}", ctx.stream());
+        self.policy
+            .retry(ctx, what, || self.inner.day_counts(range, cursor, ctx))
+            .await
+    }
+
+    async fn list_keys(
+        &self,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<KeyPage>> {
+        let what = || format!("the key list of {}", ctx.stream());
+        self.policy
+            .retry(ctx, what, || self.inner.list_keys(cursor, ctx))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limiter::RateLimiter;
-    use crate::record::StreamId;
+    use crate::domain::record::StreamId;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
     use tokio::time::Instant;
     use tokio_util::sync::CancellationToken;
 
     fn ctx() -> FetchContext {
-        FetchContext::new(
-            StreamId::new("test", "retry"),
-            Arc::new(RateLimiter::unlimited()),
-        )
+        FetchContext::new(StreamId::new("test", "retry"))
     }
 
     fn steady(max_retries: u32) -> RetryPolicy {
@@ -149,6 +275,7 @@ mod tests {
             max_delay: Duration::from_secs(4),
             max_rate_limited_retries: 3,
             jitter: false,
+            max_elapsed: Duration::from_secs(3600),
         }
     }
 
@@ -170,6 +297,10 @@ mod tests {
         }
     }
 
+    fn what() -> String {
+        "the test operation".into()
+    }
+
     fn retryable() -> SyncError {
         SyncError::retryable("503")
     }
@@ -183,7 +314,7 @@ mod tests {
         let ctx = ctx();
         let op = scripted(vec![retryable; 4], &calls, &times);
         let start = Instant::now();
-        assert_eq!(steady(5).retry(&ctx, op).await.unwrap(), 5);
+        assert_eq!(steady(5).retry(&ctx, what, op).await.unwrap(), 5);
         let gaps: Vec<Duration> = times
             .lock()
             .unwrap()
@@ -201,7 +332,7 @@ mod tests {
         let (calls, times) = (Arc::default(), Arc::default());
         let ctx = ctx();
         let op = scripted(vec![retryable; 10], &calls, &times);
-        let err = steady(2).retry(&ctx, op).await.unwrap_err();
+        let err = steady(2).retry(&ctx, what, op).await.unwrap_err();
         assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         assert_eq!(ctx.meter().retries(), 2);
@@ -216,7 +347,7 @@ mod tests {
             ..steady(3)
         };
         policy
-            .retry(&ctx, scripted(vec![retryable; 3], &calls, &times))
+            .retry(&ctx, what, scripted(vec![retryable; 3], &calls, &times))
             .await
             .unwrap();
         let times = times.lock().unwrap();
@@ -233,7 +364,7 @@ mod tests {
         let ctx = ctx();
         let start = Instant::now();
         let op = scripted(vec![rate_limited; 3], &calls, &times);
-        assert_eq!(steady(0).retry(&ctx, op).await.unwrap(), 4);
+        assert_eq!(steady(0).retry(&ctx, what, op).await.unwrap(), 4);
         assert_eq!(
             Instant::now(),
             start,
@@ -243,7 +374,7 @@ mod tests {
 
         let calls2 = Arc::default();
         let op = scripted(vec![rate_limited; 100], &calls2, &times);
-        let err = steady(0).retry(&ctx, op).await.unwrap_err();
+        let err = steady(0).retry(&ctx, what, op).await.unwrap_err();
         assert!(matches!(err, SyncError::RateLimited { .. }), "{err:?}");
         assert_eq!(
             calls2.load(Ordering::SeqCst),
@@ -264,7 +395,7 @@ mod tests {
             retryable,
         ];
         let op = scripted(errors, &calls, &times);
-        assert_eq!(steady(2).retry(&ctx, op).await.unwrap(), 6);
+        assert_eq!(steady(2).retry(&ctx, what, op).await.unwrap(), 6);
         assert_eq!(ctx.meter().retries(), 5);
     }
 
@@ -286,7 +417,7 @@ mod tests {
             let ctx = ctx();
             let kind = make().kind();
             let err = RetryPolicy::default()
-                .retry(&ctx, scripted(vec![make; 3], &calls, &times))
+                .retry(&ctx, what, scripted(vec![make; 3], &calls, &times))
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), kind);
@@ -299,7 +430,7 @@ mod tests {
     async fn none_never_retries() {
         let (calls, times) = (Arc::default(), Arc::default());
         let err = RetryPolicy::none()
-            .retry(&ctx(), scripted(vec![rate_limited], &calls, &times))
+            .retry(&ctx(), what, scripted(vec![rate_limited], &calls, &times))
             .await
             .unwrap_err();
         assert!(matches!(err, SyncError::RateLimited { .. }));
@@ -320,7 +451,7 @@ mod tests {
         };
         let start = Instant::now();
         let err = steady(10)
-            .retry(&ctx, scripted(vec![retryable; 10], &calls, &times))
+            .retry(&ctx, what, scripted(vec![retryable; 10], &calls, &times))
             .await
             .unwrap_err();
         canceller.await.unwrap();
@@ -337,10 +468,66 @@ mod tests {
         cancel.cancel();
         let ctx = ctx().with_cancel(cancel);
         let err = steady(10)
-            .retry(&ctx, scripted(vec![rate_limited; 10], &calls, &times))
+            .retry(&ctx, what, scripted(vec![rate_limited; 10], &calls, &times))
             .await
             .unwrap_err();
         assert!(matches!(err, SyncError::Cancelled), "{err:?}");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_time_budget_ends_the_retries() {
+        let (calls, times) = (Arc::default(), Arc::default());
+        let ctx = ctx();
+        let policy = RetryPolicy {
+            max_elapsed: Duration::from_secs(5),
+            ..steady(10)
+        };
+        let start = Instant::now();
+        let err = policy
+            .retry(&ctx, what, scripted(vec![retryable; 10], &calls, &times))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
+        // Attempts at 0, 1 and 3 s; the next would wait 4 s more, past 5 s.
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_attempt_and_a_long_backoff_are_announced() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let ctx = ctx().with_notice(Arc::new(move |w: &Waiting| {
+            sink.lock().unwrap().push(w.what.clone())
+        }));
+        let policy = RetryPolicy {
+            initial_delay: Duration::from_secs(20),
+            max_delay: Duration::from_secs(20),
+            ..steady(1)
+        };
+        let attempts = Arc::new(AtomicU32::new(0));
+        let n = attempts.clone();
+        let result = policy
+            .retry(&ctx, what, move || {
+                let n = n.clone();
+                async move {
+                    if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(Duration::from_secs(12)).await;
+                        Err(retryable())
+                    } else {
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+        assert!(result.is_ok());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0], "an answer to the test operation");
+        assert!(
+            seen[1].starts_with("20 s before trying the test operation again"),
+            "{seen:?}"
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::ops::AddAssign;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::record::StreamId;
+use crate::domain::record::StreamId;
 
 /// Identifies one run. Made by the engine before the run starts, so that log
 /// lines can carry it from the first one.

@@ -34,12 +34,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use crate::coverage::Coverage;
+use crate::coverage::checkpoint::Coverage;
+use crate::coverage::interval::{DayRange, Span};
+use crate::domain::record::{diff_payloads, ChangeKind, Record, StoredRecord, StreamId, Unit};
+use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 use crate::error::{Result, SyncError};
-use crate::interval::{DayRange, Span};
-use crate::record::{diff_payloads, ChangeKind, Record, StoredRecord, StreamId, Unit};
-use crate::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
-use crate::store::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
+use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
 
 /// Runs every check, one after the other.
 pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
@@ -1180,7 +1180,11 @@ pub async fn progress_in_the_run_row(store: &dyn Store, checkpoints: &dyn Checkp
     let Some(row) = row else {
         panic!("testkit::{CHECK}: run {} not found", run.id);
     };
-    assert_eq!(row.status, RunStatus::InProgress, "testkit::{CHECK}: status");
+    assert_eq!(
+        row.status,
+        RunStatus::InProgress,
+        "testkit::{CHECK}: status"
+    );
     assert_eq!(
         row.counts,
         counts(3, 1, 0, 0),
@@ -1274,5 +1278,9 @@ pub async fn last_checked_days(store: &dyn Store, checkpoints: &dyn CheckpointSt
         checkpoints.last_checked(&stream, day_span(1, 3)).await,
     );
     let left: Vec<NaiveDate> = after_clear.iter().flat_map(|(s, _)| s.iter()).collect();
-    assert_eq!(left, vec![day(3)], "testkit::{CHECK}: cleared days forgotten");
+    assert_eq!(
+        left,
+        vec![day(3)],
+        "testkit::{CHECK}: cleared days forgotten"
+    );
 }

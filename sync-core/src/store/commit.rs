@@ -18,10 +18,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::record::{
+use crate::domain::record::{
     diff_payloads, ChangeKind, ContentHash, FieldChange, Record, StoredRecord, Unit,
 };
-use crate::run::RecordCounts;
+use crate::domain::run::RecordCounts;
 
 /// A record's key within a source: (entity, external id).
 pub type RecordKey = (String, String);

@@ -39,7 +39,6 @@
 //! rest, if any, is added at the sustained rate (off by less than one
 //! window).
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
@@ -49,7 +48,8 @@ use chrono::{DateTime, Days, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{Result, SyncError};
-use crate::limiter::RateLimits;
+use crate::limit::limits::{guarded, RateLimits};
+use crate::limit::schedule::{Schedule, SlowDown};
 
 /// How many requests (and batches) the ETA replays one by one; beyond this
 /// the rest is added at the sustained rate. 250,000 requests are 21 hours at
@@ -665,7 +665,7 @@ impl Layout {
 
 /// Replays the limiter's schedule (see the module documentation).
 fn replay_eta(limits: &RateLimits, layout: &Layout, pause: Duration, rate: f64) -> Duration {
-    let mut schedule = Schedule::new(limits, layout.requests);
+    let mut schedule = Replay::new(limits);
     let (mut granted, mut steps) = (0u64, 0u64);
     for batch in 0..layout.batches {
         if batch > 0 {
@@ -685,7 +685,7 @@ fn replay_eta(limits: &RateLimits, layout: &Layout, pause: Duration, rate: f64) 
             // the limiter's 2% window guard.
             let left = layout.requests - granted;
             let pauses = pause.saturating_mul(u32::try_from(pauses_left).unwrap_or(u32::MAX));
-            let guard = crate::limiter::guarded(Duration::from_secs(1)).as_secs_f64();
+            let guard = guarded(Duration::from_secs(1)).as_secs_f64();
             let tail = secs_to_duration(left as f64 / rate * guard).saturating_add(pauses);
             return schedule.clock.saturating_add(tail);
         }
@@ -693,57 +693,29 @@ fn replay_eta(limits: &RateLimits, layout: &Layout, pause: Duration, rate: f64) 
     schedule.clock
 }
 
-/// The greedy schedule of [`crate::RateLimiter`], in time since the first
-/// request.
-struct Schedule {
-    // (window length, most requests in it, grant times of the last ones).
-    windows: Vec<(Duration, usize, VecDeque<Duration>)>,
-    spacing: Duration,
-    last: Option<Duration>,
+/// The limiter's schedule (the one in `crate::limit::schedule`), replayed
+/// greedily: each request as early as the windows allow, in time since the
+/// first request.
+struct Replay {
+    limits: RateLimits,
+    schedule: Schedule,
+    slow: SlowDown,
     // Earliest time of the next grant: the last grant, or the end of a pause.
     clock: Duration,
 }
 
-impl Schedule {
-    fn new(limits: &RateLimits, requests: u64) -> Self {
-        let windows = [
-            (Duration::from_secs(1), limits.per_second),
-            (Duration::from_secs(60), limits.per_minute),
-        ]
-        .into_iter()
-        .filter_map(|(len, n)| Some((len, usize::try_from(n?.max(1)).ok()?)))
-        // A window that holds every request never delays one.
-        .filter(|&(_, n)| (n as u64) < requests)
-        .map(|(len, n)| (len, n, VecDeque::new()))
-        .collect();
+impl Replay {
+    fn new(limits: &RateLimits) -> Self {
         Self {
-            windows,
-            spacing: limits.min_spacing.unwrap_or_default(),
-            last: None,
+            limits: *limits,
+            schedule: Schedule::new(),
+            slow: SlowDown::default(),
             clock: Duration::ZERO,
         }
     }
 
     fn grant(&mut self) {
-        let mut at = self.clock;
-        if let Some(last) = self.last {
-            at = at.max(last.saturating_add(self.spacing));
-        }
-        for (len, max, granted) in &self.windows {
-            if granted.len() >= *max {
-                if let Some(oldest) = granted.front() {
-                    at = at.max(oldest.saturating_add(crate::limiter::guarded(*len)));
-                }
-            }
-        }
-        for (_, max, granted) in &mut self.windows {
-            if granted.len() >= *max {
-                granted.pop_front();
-            }
-            granted.push_back(at);
-        }
-        self.last = Some(at);
-        self.clock = at;
+        self.clock = self.schedule.reserve(&self.limits, self.clock, &self.slow);
     }
 
     fn pause(&mut self, pause: Duration) {
@@ -816,7 +788,7 @@ fn floor_tolerant(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RateLimiter;
+    use crate::limit::limiter::RateLimiter;
 
     fn yclients() -> RateLimits {
         RateLimits::new(Some(5), Some(200))

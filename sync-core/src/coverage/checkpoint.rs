@@ -2,9 +2,8 @@
 
 use chrono::NaiveDate;
 
-use crate::batch::Target;
-use crate::interval::{CoverageSummary, IntervalSet, Span};
-use crate::record::Unit;
+use crate::coverage::interval::{CoverageSummary, IntervalSet, Span};
+use crate::domain::record::Unit;
 
 /// The units of a stream that are stored: days and integer keys.
 ///
@@ -67,36 +66,6 @@ impl Coverage {
             _ => false,
         }
     }
-
-    /// How many units of `target` are covered, of how many, and the gaps.
-    pub fn of_target(&self, target: &Target) -> TargetCoverage {
-        match target {
-            Target::Days { range, .. } => TargetCoverage::Days(self.days.coverage(*range)),
-            Target::Keys(range) => TargetCoverage::Keys(self.keys.coverage(*range)),
-            Target::KeyList(ids) => {
-                let wanted: IntervalSet<i64> = ids.iter().map(|&id| Span::single(id)).collect();
-                let covered = wanted.spans().map(|s| self.keys.count_within(s)).sum();
-                let mut gaps = Vec::new();
-                for s in wanted.spans() {
-                    gaps.extend(self.keys.gaps(s));
-                }
-                let total = wanted.len();
-                let target = match (wanted.spans().next(), wanted.spans().last()) {
-                    (Some(a), Some(b)) => Span {
-                        first: a.first,
-                        last: b.last,
-                    },
-                    _ => Span::single(0),
-                };
-                TargetCoverage::Keys(CoverageSummary {
-                    target,
-                    covered,
-                    total,
-                    gaps,
-                })
-            }
-        }
-    }
 }
 
 /// Coverage of a target, by kind of unit.
@@ -110,14 +79,14 @@ pub enum TargetCoverage {
 
 impl TargetCoverage {
     /// Covered units.
-    pub fn covered(&self) -> u64 {
+    pub fn covered(&self) -> u128 {
         match self {
             Self::Days(c) => c.covered,
             Self::Keys(c) => c.covered,
         }
     }
     /// Units in the target.
-    pub fn total(&self) -> u64 {
+    pub fn total(&self) -> u128 {
         match self {
             Self::Days(c) => c.total,
             Self::Keys(c) => c.total,
@@ -136,6 +105,27 @@ impl TargetCoverage {
             Self::Days(c) => c.gaps.len(),
             Self::Keys(c) => c.gaps.len(),
         }
+    }
+
+    /// The gaps (maximal missing ranges, sorted), as first and last unit.
+    pub fn gaps(&self) -> Vec<(Unit, Unit)> {
+        match self {
+            Self::Days(c) => c
+                .gaps
+                .iter()
+                .map(|g| (Unit::Day(g.first), Unit::Day(g.last)))
+                .collect(),
+            Self::Keys(c) => c
+                .gaps
+                .iter()
+                .map(|g| (Unit::Key(g.first), Unit::Key(g.last)))
+                .collect(),
+        }
+    }
+
+    /// Whether every unit of the target is covered.
+    pub fn is_complete(&self) -> bool {
+        self.gap_count() == 0
     }
 }
 
@@ -193,17 +183,5 @@ mod tests {
         assert!(!back.insert_unit_range(Unit::Key(3), Unit::Key(2)));
         assert!(!back.insert_unit_range(Unit::Day(d("2024-04-01")), Unit::Key(2)));
         assert_eq!(back, c);
-    }
-
-    #[test]
-    fn key_list_coverage_counts_only_listed_ids() {
-        let mut c = Coverage::default();
-        c.keys.insert(Span::new(1, 3).unwrap());
-        let t = Target::KeyList(vec![2, 3, 10, 11, 20]);
-        let TargetCoverage::Keys(s) = c.of_target(&t) else {
-            panic!("key target gives key coverage")
-        };
-        assert_eq!((s.covered, s.total), (2, 5));
-        assert_eq!(s.gaps, vec![Span::new(10, 11).unwrap(), Span::single(20)]);
     }
 }

@@ -1,0 +1,5 @@
+//! The engine: a run, its options and its progress events.
+
+pub(crate) mod options;
+pub(crate) mod progress;
+pub(crate) mod runner;

@@ -1,0 +1,213 @@
+//! Sessions, renewed in one place: the [`Authenticated`] wrapper and the
+//! [`SessionCache`] it shares between sources that use the same
+//! credentials.
+//!
+//! The model is object_store's `TokenCache`: renew before expiry, and
+//! re-check under the lock, so that whoever gets the lock first logs in and
+//! the others find the session fresh.
+//!
+//! - The first operation logs in (lazily: a run with nothing to do sends
+//!   nothing).
+//! - An operation finds the session older than
+//!   [`SourceInfo::session_max_age`]: it is renewed first.
+//! - An operation fails with [`SyncError::AuthExpired`]: the session is
+//!   renewed (unless another task renewed it since) and the operation
+//!   repeated once. Expired again right away: [`SyncError::Unauthenticated`].
+//! - The login itself fails with `AuthExpired`: the credentials do not work
+//!   ([`SyncError::Unauthenticated`]).
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::coverage::interval::DayRange;
+use crate::error::{Result, SyncError};
+use crate::plan::target::Batch;
+use crate::source::api::{Cursor, DayCounts, KeyPage, Page, Probe, Source, SourceInfo};
+use crate::source::context::FetchContext;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Successful logins so far.
+    generation: u64,
+    logged_in_at: Option<Instant>,
+}
+
+/// The session of one set of credentials, shared by every source (every
+/// company, every stream) that logs in with them.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    state: Mutex<State>,
+    // Held while logging in: one login at a time.
+    login: tokio::sync::Mutex<()>,
+}
+
+impl SessionCache {
+    /// A cache with no session yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Logins that succeeded so far.
+    pub fn logins(&self) -> u64 {
+        self.state().generation
+    }
+
+    /// The generation of a live session, or `None` when there is none or it
+    /// is older than `max_age`.
+    fn fresh(&self, max_age: Option<Duration>) -> Option<u64> {
+        let s = self.state();
+        let at = s.logged_in_at?;
+        match max_age {
+            Some(age) if at.elapsed() >= age => None,
+            _ => Some(s.generation),
+        }
+    }
+
+    /// Forgets the session: the next operation logs in.
+    pub fn invalidate(&self) {
+        self.state().logged_in_at = None;
+    }
+}
+
+/// A source whose session is renewed by the core (see the module
+/// documentation).
+#[derive(Debug)]
+pub struct Authenticated<S> {
+    inner: S,
+    cache: std::sync::Arc<SessionCache>,
+}
+
+impl<S: Source> Authenticated<S> {
+    /// Wraps `inner` with a session of its own.
+    pub fn new(inner: S) -> Self {
+        Self::with_cache(inner, std::sync::Arc::new(SessionCache::new()))
+    }
+
+    /// Wraps `inner` with a session shared with other sources.
+    pub fn with_cache(inner: S, cache: std::sync::Arc<SessionCache>) -> Self {
+        Self { inner, cache }
+    }
+
+    /// The session cache.
+    pub fn cache(&self) -> &std::sync::Arc<SessionCache> {
+        &self.cache
+    }
+
+    /// The generation of a fresh session, logging in first when there is
+    /// none (or it is too old).
+    async fn session(&self, ctx: &FetchContext, max_age: Option<Duration>) -> Result<u64> {
+        if let Some(generation) = self.cache.fresh(max_age) {
+            return Ok(generation);
+        }
+        let _guard = self.cache.login.lock().await;
+        // Someone else may have logged in while we waited for the lock.
+        if let Some(generation) = self.cache.fresh(max_age) {
+            return Ok(generation);
+        }
+        self.log_in(ctx).await
+    }
+
+    /// Renews the session after an operation found it expired, unless it
+    /// was renewed since generation `seen`.
+    async fn renew(&self, ctx: &FetchContext, seen: u64) -> Result<()> {
+        let _guard = self.cache.login.lock().await;
+        if self.cache.state().generation != seen {
+            return Ok(());
+        }
+        self.log_in(ctx).await.map(|_| ())
+    }
+
+    // Call with the login lock held.
+    async fn log_in(&self, ctx: &FetchContext) -> Result<u64> {
+        match self.inner.login(ctx).await {
+            Ok(()) => {
+                let mut s = self.cache.state();
+                s.generation += 1;
+                s.logged_in_at = Some(Instant::now());
+                tracing::info!(stream = %ctx.stream(), logins = s.generation, "logged in");
+                Ok(s.generation)
+            }
+            // Expired while logging in: the credentials do not work.
+            Err(SyncError::AuthExpired { message }) => Err(SyncError::Unauthenticated { message }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs `op` with a live session, renewing it once if it expired.
+    async fn around<T, F, Fut>(&self, ctx: &FetchContext, op: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let max_age = self.inner.info().session_max_age;
+        let seen = self.session(ctx, max_age).await?;
+        match op().await {
+            Err(SyncError::AuthExpired { message }) => {
+                tracing::info!(stream = %ctx.stream(), reason = %message, "session expired; renewing it");
+                self.renew(ctx, seen).await?;
+                match op().await {
+                    Err(SyncError::AuthExpired { message }) => Err(SyncError::Unauthenticated {
+                        message: format!(
+                            "the session expired again right after it was renewed: {message}"
+                        ),
+                    }),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: Source> Source for Authenticated<S> {
+    fn info(&self) -> SourceInfo {
+        self.inner.info()
+    }
+
+    /// Logs in now (renewing any session).
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
+        let _guard = self.cache.login.lock().await;
+        self.log_in(ctx).await.map(|_| ())
+    }
+
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        self.around(ctx, || self.inner.fetch_page(batch, cursor, ctx))
+            .await
+    }
+
+    async fn probe(&self, range: DayRange, ctx: &FetchContext) -> Result<Option<Probe>> {
+        self.around(ctx, || self.inner.probe(range, ctx)).await
+    }
+
+    async fn day_counts(
+        &self,
+        range: DayRange,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<DayCounts>> {
+        self.around(ctx, || self.inner.day_counts(range, cursor, ctx))
+            .await
+    }
+
+    async fn list_keys(
+        &self,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<KeyPage>> {
+        self.around(ctx, || self.inner.list_keys(cursor, ctx)).await
+    }
+}
