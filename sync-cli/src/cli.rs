@@ -51,9 +51,10 @@ pub(crate) struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Price a sync before running it: requests, batch size, pacing, ETA and
-    /// budget use for each preset, the recommended preset, and which way of
-    /// fetching is cheaper.
+    /// Price a sync before running it: the batches and requests the run
+    /// would make (cut by the same planner, from a cheap count the source
+    /// gives), and pacing, ETA and budget use for each preset, with the
+    /// recommended preset.
     Plan(PlanArgs),
     /// Run a sync into the store. Resumes from the checkpoint by default;
     /// Ctrl-C finishes or rolls back the batch in flight and records the run
@@ -115,10 +116,13 @@ pub(crate) struct RunArgs {
     /// Pacing preset: aggressive, balanced, conservative or night.
     #[arg(long, value_name = "NAME")]
     pub(crate) preset: Option<String>,
-    /// Days (or ids) per batch.
+    /// Days (or ids) per batch. Default: as the source describes itself
+    /// (windows sized to fill whole pages, a weekly schedule page, a page
+    /// of client ids).
     #[arg(long, value_name = "N")]
     pub(crate) batch_size: Option<u32>,
-    /// Pause between batches, e.g. `5s`, `500ms`, `2m`.
+    /// Pause after each stretch of work (the preset says how long a
+    /// stretch is), e.g. `5s`, `500ms`, `2m`.
     #[arg(long, value_name = "DURATION")]
     pub(crate) interval: Option<String>,
     /// Stop after this many batches; the next run continues.
@@ -140,19 +144,20 @@ pub(crate) struct RunArgs {
     /// Oldest days first (default: newest first).
     #[arg(long)]
     pub(crate) oldest_first: bool,
+    /// Resume from the checkpoint (what every run does; accepted for the
+    /// original scripts' spelling).
+    #[arg(long)]
+    pub(crate) resume: bool,
 }
 
 /// Arguments of `plan`.
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
-    /// Source and target range (used to ask the source for its counts when
-    /// --clients/--records are not given).
+    /// Source and target range (the source is asked for a count of the
+    /// range when --records is not given).
     #[command(flatten)]
     pub(crate) target: TargetArgs,
-    /// Number of clients (YClients workload).
-    #[arg(long, value_name = "N")]
-    pub(crate) clients: Option<u64>,
-    /// Number of records/visits in the range.
+    /// Number of records in the range, in place of asking the source.
     #[arg(long, value_name = "N")]
     pub(crate) records: Option<u64>,
     /// Requests per second allowed by the API (default: the source's

@@ -1,29 +1,29 @@
-//! The commands: each validates its input first, then opens the store and
-//! the source, so that bad input writes nothing.
+//! The commands: each validates its input first, then opens the store, and
+//! only then lets the engine talk to the source, so that bad input or an
+//! unreachable store writes nothing and sends nothing.
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::str::FromStr;
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use sync_core::plan::{self, Preset};
+use chrono::{DateTime, NaiveTime, Utc};
+use sync_core::plan::{self, JobPlan, Preset, Workload};
 use sync_core::{
-    CancellationToken, Engine, Order, RunId, RunReport, RunStatus, Source, SyncMode, SyncOptions,
-    Target, Tz,
+    Budget, CancellationToken, Engine, Order, Probe, RateLimiter, RateLimits, RunId, RunReport,
+    RunStatus, SyncMode, SyncOptions, Target, Tz,
 };
 
 use crate::cli::{
     Cli, Command, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs, RunArgs,
-    SourceKind, TargetArgs,
+    TargetArgs,
 };
-use crate::config::{parse_day, parse_duration, Settings};
+use crate::config::{parse_duration, Settings};
 use crate::error::{CliError, ExitCode};
+use crate::output::{note, out, outln};
 use crate::progress;
 use crate::render;
-use crate::sources::{self, BuiltSources};
-use crate::stores;
-
-/// Clients per batch: one search page.
-const CLIENTS_PER_BATCH: u32 = 200;
+use crate::sources::{self, Built};
+use crate::stores::{self, Stores};
+use crate::targets::{day_range, preset, source_kind, target};
 
 /// Runs the command given on the command line.
 pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, CliError> {
@@ -35,51 +35,17 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
         Command::History(args) => history_command(&settings, args).await,
         Command::Verify(args) => verify_command(&settings, &args).await,
         Command::Config(args) => config_command(&settings, args),
-        Command::Demo(args) => crate::sources::demo::run(&settings, args, plain).await,
+        Command::Demo(args) => crate::demo::run(&settings, args, plain).await,
     }
 }
 
-/// The source named by the flag or the config file.
-pub(crate) fn source_kind(settings: &Settings, args: &TargetArgs) -> Result<SourceKind, CliError> {
-    args.source.or(settings.source).ok_or_else(|| {
-        CliError::config(
-            "no source given: pass --source yclients, --source yclients-clients or --source kennel \
-             (or set `source` in the [sync] section of the config file)",
-        )
-    })
-}
-
-/// The local day range of the target, from flags or the config file.
-pub(crate) fn day_range(
-    settings: &Settings,
-    args: &TargetArgs,
-    tz: Tz,
-) -> Result<(NaiveDate, NaiveDate), CliError> {
-    let from = args
-        .from
-        .as_deref()
-        .or(settings.from.as_deref())
-        .ok_or_else(|| {
-            CliError::config("no start date: pass --from YYYY-MM-DD (or set `from` in [sync])")
-        })?;
-    let to = args
-        .to
-        .as_deref()
-        .or(settings.to.as_deref())
-        .unwrap_or("today");
-    let first = parse_day(from, "--from", tz)?;
-    let last = parse_day(to, "--to", tz)?;
-    if last < first {
-        return Err(CliError::config(format!(
-            "date range is inverted: --from {first} is after --to {last}"
-        )));
-    }
-    Ok((first, last))
-}
-
-/// The preset named by the flag, the environment or the config file.
-pub(crate) fn preset(name: &str) -> Result<Preset, CliError> {
-    Preset::from_str(name).map_err(CliError::from)
+/// The request budget of the streams: the documented limits at the
+/// preset's share, held in this process.
+fn budget(built: &Built, utilization: f64) -> Arc<dyn Budget> {
+    Arc::new(
+        RateLimiter::new(built.documented_limits.scaled(utilization))
+            .named(built.budget_key.clone()),
+    )
 }
 
 async fn run_command(
@@ -97,92 +63,71 @@ async fn run_command(
     } else {
         SyncMode::Full
     };
-    let target = sources::target(kind, settings, &args.target, tz, mode)?;
-    let interval = match args.interval.as_deref().or(settings.interval.as_deref()) {
-        Some(text) => parse_duration(text, "--interval")?,
-        None => pace.batch_interval,
-    };
+    let target = target(kind, settings, &args.target, tz, mode)?;
+    if let Some(text) = args.interval.as_deref().or(settings.interval.as_deref()) {
+        pace.batch_interval = parse_duration(text, "--interval")?;
+    }
     if let Some(text) = &args.start_at {
         pace.start_at = Some(parse_time(text)?);
     }
-    let batch_size_flag = args.batch_size.or(settings.batch_size);
-    if batch_size_flag == Some(0) {
-        return Err(CliError::config("--batch-size must be at least 1"));
-    }
+    let batch_size = match args.batch_size.or(settings.batch_size) {
+        Some(0) => return Err(CliError::config("--batch-size must be at least 1")),
+        n => n.and_then(NonZeroU32::new),
+    };
     if args.max_batches == Some(0) {
         return Err(CliError::config("--max-batches must be at least 1"));
     }
-    let built = sources::build(kind, settings, &args.target, pace.utilization)?;
-    let batch_days = batch_size_flag.unwrap_or(1);
-    if mode == SyncMode::Full {
-        sources::preflight(&built, &target, &preset, batch_days).await?;
-    } else {
-        sources::preflight(&built, &Target::KeyList(Vec::new()), &preset, batch_days).await?;
+    if args.resume {
+        note!("resuming is the default: the run starts where the stored checkpoint ends");
     }
+    let built = sources::build(kind, settings, &args.target)?;
     let stores = stores::open(settings).await?;
+    let budget = budget(&built, pace.utilization);
 
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("Ctrl-C: finishing or rolling back the batch in flight...");
+            note!("Ctrl-C: finishing or rolling back the batch in flight...");
             on_ctrl_c.cancel();
         }
     });
 
     if let Some(start) = pace.next_start(Utc::now(), tz) {
         if wait_until(start, tz, &cancel).await.is_err() {
-            eprintln!("cancelled before the start time");
+            note!("cancelled before the start time");
             return Ok(ExitCode::Cancelled);
         }
     }
 
     let mut worst = ExitCode::Success;
-    for (i, source) in built.sources.iter().enumerate() {
-        // Clients are synced by id: the list comes from the source, and
-        // id-ordered batches of one search page cost one request each.
-        let (target, order, default_batch) = match built.clients.get(i) {
-            Some(clients) if mode == SyncMode::Full => (
-                sources::client_target(clients, built.limiter.clone()).await?,
-                Order::OldestFirst,
-                Some(CLIENTS_PER_BATCH),
-            ),
-            _ => (
-                target.clone(),
-                if args.oldest_first {
-                    Order::OldestFirst
-                } else {
-                    Order::NewestFirst
-                },
-                None,
-            ),
-        };
-        let batch_size = match batch_size_flag.or(default_batch) {
-            Some(n) => n,
-            None => planned_batch_size(source.as_ref(), &target, &built, &preset)?,
-        };
-        let options = SyncOptions {
-            batch_size: NonZeroU32::new(batch_size).unwrap_or(NonZeroU32::MIN),
-            order,
-            interval,
-            max_batches: args.max_batches,
-            concurrency: NonZeroUsize::new(settings.concurrency).unwrap_or(NonZeroUsize::MIN),
-            dry_run: args.dry_run,
-            force: args.force,
-            mode,
-            cancel: cancel.clone(),
-            progress: Some(progress::reporter(source.info().stream.to_string(), plain)),
-            ..SyncOptions::default()
-        };
-        let engine = Engine::new(
-            source.clone(),
-            stores.store.clone(),
-            stores.checkpoints.clone(),
-            built.limiter.clone(),
-        );
-        tracing::info!(stream = %source.info().stream, preset = %preset, batch_size, ?mode, dry_run = args.dry_run, "starting run");
+    for stream in &built.streams {
+        let info = stream.source.info();
+        let mut options = SyncOptions::builder()
+            .order(if args.oldest_first {
+                Order::OldestFirst
+            } else {
+                Order::NewestFirst
+            })
+            .pace(&pace)
+            .max_in_flight(NonZeroUsize::new(settings.concurrency).unwrap_or(NonZeroUsize::MIN))
+            .dry_run(args.dry_run)
+            .force(args.force)
+            .mode(mode)
+            .retry(built.retry.clone())
+            .cancel(cancel.clone())
+            .progress(progress::reporter(info.stream.to_string(), plain));
+        if let Some(n) = batch_size {
+            options = options.batch_size(n);
+        }
+        if let Some(n) = args.max_batches {
+            options = options.max_batches(n);
+        }
+        let options = options.build();
+        let engine = engine(stream, &stores, &budget);
+        tracing::info!(stream = %info.stream, preset = %preset, ?batch_size, ?mode, dry_run = args.dry_run, "starting run");
         let report = engine.run(&target, &options).await?;
-        print_run_summary(&report);
+        print_run_summary(&report)?;
         let code = match report.status {
             RunStatus::Completed => ExitCode::Success,
             RunStatus::Partial => ExitCode::Partial,
@@ -199,26 +144,18 @@ async fn run_command(
     Ok(worst)
 }
 
-// Days per batch from the plan of the preset: a batch should take about the
-// preset's target batch duration at the paced rate.
-fn planned_batch_size(
-    source: &dyn Source,
-    target: &Target,
-    built: &BuiltSources,
-    preset: &Preset,
-) -> Result<u32, CliError> {
-    let info = source.info();
-    let units = target.unit_count().max(1);
-    let workload = plan::Workload::PerItem {
-        items: units,
-        requests_per_item: info.requests_per_unit.max(0.01),
-    };
-    let p = plan::plan(&built.documented_limits, &workload, preset)?;
-    Ok(p.batch_size_nonzero().get())
+fn engine(stream: &sources::Stream, stores: &Stores, budget: &Arc<dyn Budget>) -> Engine {
+    Engine::new(
+        stream.source.clone(),
+        stores.store.clone(),
+        stores.checkpoints.clone(),
+        budget.clone(),
+    )
+    .with_session(stream.session.clone())
 }
 
-fn print_run_summary(r: &RunReport) {
-    println!(
+fn print_run_summary(r: &RunReport) -> Result<(), CliError> {
+    outln!(
         "{}: run {} {} — {} created, {} updated, {} unchanged, {} deleted; {} batches stored, {} failed; {} requests, {} answered 429",
         r.stream,
         r.id,
@@ -231,13 +168,14 @@ fn print_run_summary(r: &RunReport) {
         r.batches_failed,
         r.requests,
         r.rate_limited
-    );
+    )?;
     for e in &r.errors {
-        println!("  error: {e}");
+        outln!("  error: {e}")?;
     }
     if r.dry_run {
-        println!("  (dry run: nothing was written)");
+        outln!("  (dry run: nothing was written)")?;
     }
+    Ok(())
 }
 
 fn parse_time(text: &str) -> Result<NaiveTime, CliError> {
@@ -251,7 +189,7 @@ fn parse_time(text: &str) -> Result<NaiveTime, CliError> {
 // Sleeps until `start`; Err if cancelled first.
 async fn wait_until(start: DateTime<Utc>, tz: Tz, cancel: &CancellationToken) -> Result<(), ()> {
     let wait = (start - Utc::now()).to_std().unwrap_or_default();
-    eprintln!(
+    note!(
         "waiting until {} ({}) to start",
         start.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"),
         progress::human_duration(wait)
@@ -266,30 +204,30 @@ async fn wait_until(start: DateTime<Utc>, tz: Tz, cancel: &CancellationToken) ->
 async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCode, CliError> {
     let kind = source_kind(settings, args)?;
     let tz = settings.tz_of(kind)?;
-    let target = sources::target(kind, settings, args, tz, SyncMode::Full)?;
+    let target = target(kind, settings, args, tz, SyncMode::Full)?;
     let streams = sources::streams(kind, settings, args)?;
     let stores = stores::open(settings).await?;
     for stream in &streams {
         let coverage = stores.checkpoints.coverage(stream).await?;
-        println!("{stream}");
+        outln!("{stream}")?;
         match &target {
             Target::Days { range, .. } => {
                 let summary = coverage.days.coverage(*range);
-                print!("{}", render::coverage("Historical sync", &summary));
-                print!(
+                out!("{}", render::coverage("Historical sync", &summary))?;
+                out!(
                     "{}",
                     render::calendar(&summary, &|d| coverage.days.contains(d))
-                );
+                )?;
             }
             _ => {
                 // Client ids come from the source; the store knows which it has.
-                println!("Client ids stored: {}", coverage.keys.len());
+                outln!("Client ids stored: {}", coverage.keys.len())?;
             }
         }
         let runs = stores.checkpoints.runs(Some(stream), 5).await?;
-        println!("Last runs:");
-        print!("{}", render::runs_table(&runs));
-        println!();
+        outln!("Last runs:")?;
+        out!("{}", render::runs_table(&runs))?;
+        outln!()?;
     }
     Ok(ExitCode::Success)
 }
@@ -299,7 +237,7 @@ async fn history_command(settings: &Settings, args: HistoryArgs) -> Result<ExitC
     match args.show {
         None => {
             let runs = stores.checkpoints.runs(None, args.limit).await?;
-            print!("{}", render::runs_table(&runs));
+            out!("{}", render::runs_table(&runs))?;
         }
         Some(HistoryCommand::Show { run, limit }) => {
             let id = RunId(run.clone());
@@ -309,7 +247,7 @@ async fn history_command(settings: &Settings, args: HistoryArgs) -> Result<ExitC
                 )));
             };
             let changes = stores.checkpoints.run_changes(&id).await?;
-            print!("{}", render::run_detail(&report, &changes, limit));
+            out!("{}", render::run_detail(&report, &changes, limit))?;
         }
     }
     Ok(ExitCode::Success)
@@ -321,43 +259,43 @@ async fn verify_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
     let (first, last) = day_range(settings, args, tz)?;
     let range = sync_core::Span::new(first, last)
         .ok_or_else(|| CliError::config("date range is inverted"))?;
-    let built = sources::build(kind, settings, args, 1.0)?;
+    let built = sources::build(kind, settings, args)?;
     let stores = stores::open(settings).await?;
+    let budget = budget(&built, 1.0);
+    let options = SyncOptions::builder().retry(built.retry.clone()).build();
     let mut mismatched_total = 0usize;
-    for source in &built.sources {
-        let stream = source.info().stream;
-        let ctx = sync_core::FetchContext::new(stream.clone(), built.limiter.clone())
-            .with_store(stores.store.clone());
-        source.authenticate(&ctx).await?;
-        let Some(at_source) = source.day_counts(range, &ctx).await? else {
+    for stream in &built.streams {
+        let id = stream.source.info().stream;
+        let engine = engine(stream, &stores, &budget);
+        let at_source = engine.day_counts(range, &options).await?;
+        let Some(counts) = at_source.counts else {
             return Err(CliError::config(format!(
-                "{stream}: this source cannot report per-day counts"
+                "{id}: this source cannot report per-day counts"
             )));
         };
-        let stored = stores.store.day_counts(&stream, range).await?;
-        let mut mismatched = Vec::new();
-        for day in range.iter() {
-            let (a, b) = (
-                at_source.get(&day).copied().unwrap_or(0),
-                stored.get(&day).copied().unwrap_or(0),
-            );
-            if a != b {
-                mismatched.push((day, a, b));
-            }
-        }
-        println!(
-            "{stream}: {} days checked, {} differ ({} requests made)",
+        let stored = stores.store.day_counts(&id, range).await?;
+        let mismatched: Vec<_> = range
+            .iter()
+            .map(|day| {
+                let source = counts.get(&day).copied().unwrap_or(0);
+                let store = stored.get(&day).copied().unwrap_or(0);
+                (day, source, store)
+            })
+            .filter(|(_, a, b)| a != b)
+            .collect();
+        outln!(
+            "{id}: {} days checked, {} differ ({} requests made)",
             range.len(),
             mismatched.len(),
-            ctx.meter().requests()
-        );
+            at_source.requests
+        )?;
         if !mismatched.is_empty() {
-            println!("  {:<12} {:>8} {:>8}", "DAY", "SOURCE", "STORED");
+            outln!("  {:<12} {:>8} {:>8}", "DAY", "SOURCE", "STORED")?;
             for (day, a, b) in &mismatched {
-                println!("  {:<12} {a:>8} {b:>8}", day.to_string());
+                outln!("  {:<12} {a:>8} {b:>8}", day.to_string())?;
             }
         }
-        tracing::info!(stream = %stream, days = range.len(), mismatched = mismatched.len(), "verify finished");
+        tracing::info!(stream = %id, days = range.len() as u64, mismatched = mismatched.len(), requests = at_source.requests, "verify finished");
         mismatched_total += mismatched.len();
     }
     Ok(if mismatched_total == 0 {
@@ -372,17 +310,21 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
         ConfigAction::Show => {
             let text = toml::to_string_pretty(settings)
                 .map_err(|e| CliError::failure(format!("cannot show the configuration: {e}")))?;
-            print!("{text}");
+            out!("{text}")?;
         }
         ConfigAction::Presets => {
-            println!(
-                "{:<13} {:>11} {:>14} {:>14} {:>9}",
-                "PRESET", "UTILIZATION", "BATCH PAUSE", "BATCH LENGTH", "START AT"
-            );
+            outln!(
+                "{:<13} {:>11} {:>11} {:>14} {:>9}",
+                "PRESET",
+                "UTILIZATION",
+                "PAUSE",
+                "PAUSE EVERY",
+                "START AT"
+            )?;
             for p in Preset::ALL {
                 let s = p.settings();
-                println!(
-                    "{:<13} {:>10.0}% {:>14} {:>14} {:>9}",
+                outln!(
+                    "{:<13} {:>10.0}% {:>11} {:>14} {:>9}",
                     p.to_string(),
                     s.utilization * 100.0,
                     progress::human_duration(s.batch_interval),
@@ -390,9 +332,9 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
                     s.start_at
                         .map(|t| t.format("%H:%M").to_string())
                         .unwrap_or_else(|| "now".into())
-                );
+                )?;
             }
-            println!("(current: {})", settings.preset);
+            outln!("(current: {})", settings.preset)?;
         }
         ConfigAction::Apply { preset: name } => {
             let p = preset(&name)?;
@@ -419,7 +361,7 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
             doc["sync"]["preset"] = toml_edit::value(p.to_string());
             std::fs::write(&path, doc.to_string())
                 .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
-            println!("preset {p} written to {}", path.display());
+            outln!("preset {p} written to {}", path.display())?;
         }
     }
     Ok(ExitCode::Success)
@@ -427,64 +369,100 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
 
 async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, CliError> {
     let kind = source_kind(settings, &args.target)?;
-    let built_limits = sources::documented_limits(kind, settings);
-    let limits = sync_core::RateLimits {
-        per_second: args.per_second.or(built_limits.per_second),
-        per_minute: args.per_minute.or(built_limits.per_minute),
-        min_spacing: built_limits.min_spacing,
+    let tz = settings.tz_of(kind)?;
+    let target = target(kind, settings, &args.target, tz, SyncMode::Full)?;
+    let documented = sources::documented_limits(kind, settings);
+    let limits = RateLimits {
+        per_second: args.per_second.or(documented.per_second),
+        per_minute: args.per_minute.or(documented.per_minute),
+        min_spacing: documented.min_spacing,
     };
-    let strategies = sources::plan_strategies(kind, settings, &args).await?;
-    let preset = preset(&settings.preset)?;
-    let comparison = plan::compare_strategies(&limits, &preset, &strategies)?;
-    let cheapest = &strategies[comparison.cheapest_index];
-    println!("Limits: {}", describe_limits(&limits));
-    println!("Ways of fetching (at preset {preset}):");
-    for (i, e) in comparison.estimates.iter().enumerate() {
-        println!(
-            "  {} {:<32} {:>8} requests  ETA {}",
-            if i == comparison.cheapest_index {
-                "*"
-            } else {
-                " "
-            },
-            e.name,
-            e.requests,
-            progress::human_duration(e.eta)
-        );
+    let count = match (args.records, target.day_range()) {
+        (Some(items), Some(range)) => Some(Probe {
+            items,
+            days: u64::try_from(range.len()).unwrap_or(u64::MAX),
+        }),
+        (Some(_), None) => {
+            return Err(CliError::config(
+                "--records applies to day sources (records in the range)",
+            ))
+        }
+        (None, _) => None,
+    };
+    let built = sources::build(kind, settings, &args.target)?;
+    let stores = stores::open(settings).await?;
+    let budget = budget(&built, 1.0);
+    let options = SyncOptions::builder().retry(built.retry.clone()).build();
+    outln!("Limits: {}", describe_limits(&limits))?;
+    for stream in &built.streams {
+        let info = stream.source.info();
+        let plan = engine(stream, &stores, &budget)
+            .plan_with(&target, &options, count)
+            .await?;
+        print_plan(&info.stream.to_string(), &target, &limits, &plan)?;
     }
-    println!(
-        "Cheaper: {} ({} requests)",
-        comparison.cheapest().name,
-        comparison.cheapest().requests
-    );
-    println!();
-    let plans = plan::plan_all(&limits, &cheapest.workload)?;
-    println!(
-        "{:<13} {:>9} {:>10} {:>8} {:>8} {:>11} {:>10} {:>7} {:>7}",
-        "PRESET", "REQUESTS", "PACE", "BATCH", "BATCHES", "INTERVAL", "ETA", "BUDGET", "RISK"
-    );
-    for p in &plans {
-        println!(
-            "{:<13} {:>9} {:>10} {:>8} {:>8} {:>11} {:>10} {:>6.0}% {:>7}",
-            p.preset.name(),
-            p.requests,
-            p.rate_per_minute
-                .map(|r| format!("{r:.0}/min"))
-                .unwrap_or_else(|| "unlimited".into()),
-            p.batch_size,
-            p.batches,
-            progress::human_duration(p.batch_interval),
-            progress::human_duration(p.eta),
-            p.budget_use.unwrap_or(0.0) * 100.0,
-            p.risk.to_string()
-        );
-    }
-    let recommended = plan::recommend(&limits, &cheapest.workload)?;
-    println!("Recommended preset: {recommended}");
     Ok(ExitCode::Success)
 }
 
-fn describe_limits(l: &sync_core::RateLimits) -> String {
+fn print_plan(
+    stream: &str,
+    target: &Target,
+    limits: &RateLimits,
+    p: &JobPlan,
+) -> Result<(), CliError> {
+    outln!()?;
+    outln!("{stream}: {}", describe(target))?;
+    let records = match (p.records, p.density) {
+        (Some(r), Some(d)) => format!(", about {r} records ({d:.1} a day)"),
+        _ => String::new(),
+    };
+    outln!(
+        "To fetch: {} units in {} batches{records}; {} requests (asking the source for the plan took {})",
+        p.units, p.batches, p.requests, p.requests_to_plan
+    )?;
+    outln!(
+        "{:<13} {:>9} {:>10} {:>10} {:>7} {:>7}",
+        "PRESET",
+        "REQUESTS",
+        "PACE",
+        "ETA",
+        "BUDGET",
+        "RISK"
+    )?;
+    let workload = Workload::PerItem {
+        items: p.batches.max(1),
+        requests_per_item: (p.requests.max(1) as f64 / p.batches.max(1) as f64)
+            .max(f64::MIN_POSITIVE),
+    };
+    for preset in Preset::ALL {
+        let row = plan::plan(limits, &workload, &preset)?;
+        outln!(
+            "{:<13} {:>9} {:>10} {:>10} {:>6.0}% {:>7}",
+            row.preset.name(),
+            p.requests,
+            row.rate_per_minute
+                .map(|r| format!("{r:.0}/min"))
+                .unwrap_or_else(|| "unlimited".into()),
+            progress::human_duration(row.eta),
+            row.budget_use.unwrap_or(0.0) * 100.0,
+            row.risk.to_string()
+        )?;
+    }
+    outln!(
+        "Recommended preset: {}",
+        plan::recommend(limits, &workload)?
+    )?;
+    Ok(())
+}
+
+fn describe(target: &Target) -> String {
+    match target {
+        Target::Days { range, tz } => format!("days {range} ({tz})"),
+        Target::Keys(_) | Target::KeyList(_) => "every client id".into(),
+    }
+}
+
+fn describe_limits(l: &RateLimits) -> String {
     let mut parts = Vec::new();
     if let Some(n) = l.per_second {
         parts.push(format!("{n}/s"));

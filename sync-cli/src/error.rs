@@ -46,6 +46,20 @@ impl CliError {
             message: message.into(),
         }
     }
+
+    /// Stdout was closed by its reader: nothing more to say, and nothing
+    /// wrong with the command.
+    pub(crate) fn closed_pipe() -> Self {
+        Self {
+            code: ExitCode::Success,
+            message: String::new(),
+        }
+    }
+
+    /// Whether this is [`CliError::closed_pipe`].
+    pub(crate) fn is_closed_pipe(&self) -> bool {
+        self.code == ExitCode::Success && self.message.is_empty()
+    }
 }
 
 impl fmt::Display for CliError {

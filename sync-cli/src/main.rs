@@ -4,12 +4,16 @@
 mod cli;
 mod commands;
 mod config;
+mod demo;
 mod error;
 mod logging;
+#[macro_use]
+mod output;
 mod progress;
 mod render;
 mod sources;
 mod stores;
+mod targets;
 
 use clap::Parser;
 
@@ -21,8 +25,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
+        Err(e) if e.is_closed_pipe() => e.code,
         Err(e) => {
-            eprintln!("error: {e}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             e.code
         }
     };
@@ -43,7 +49,9 @@ fn run(cli: Cli) -> Result<ExitCode, error::CliError> {
         .map_err(|e| error::CliError::failure(format!("cannot start the async runtime: {e}")))?;
     let result = runtime.block_on(commands::dispatch(cli, settings));
     if let Err(e) = &result {
-        tracing::error!(exit_code = e.code as i32, error = %e.message, "command failed");
+        if !e.is_closed_pipe() {
+            tracing::error!(exit_code = e.code as i32, error = %e.message, "command failed");
+        }
     }
     result
 }

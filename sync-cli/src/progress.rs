@@ -5,9 +5,10 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use sync_core::engine::ProgressFn;
-use sync_core::ProgressEvent;
+use sync_core::{ProgressEvent, ProgressFn};
 
 /// A progress callback for the engine.
 pub(crate) fn reporter(label: String, plain: bool) -> ProgressFn {
@@ -15,7 +16,8 @@ pub(crate) fn reporter(label: String, plain: bool) -> ProgressFn {
     if plain {
         Arc::new(move |e: &ProgressEvent| {
             if let Some(line) = plain_line(&label, e) {
-                eprintln!("{line}");
+                // A closed stderr is no reason to stop a sync.
+                let _ = writeln!(std::io::stderr(), "{line}");
             }
         })
     } else {
@@ -30,15 +32,18 @@ pub(crate) fn reporter(label: String, plain: bool) -> ProgressFn {
         bar.set_prefix(label);
         bar.enable_steady_tick(Duration::from_millis(200));
         Arc::new(move |e: &ProgressEvent| match e {
-            ProgressEvent::RunStarted { batches, .. } => bar.set_length(*batches as u64),
+            ProgressEvent::RunStarted { batches, .. } => bar.set_length(*batches),
             ProgressEvent::BatchFinished {
                 counts,
                 units_covered,
                 units_total,
+                batches_done,
+                batches_expected,
                 eta,
                 ..
             } => {
-                bar.inc(1);
+                bar.set_length(*batches_expected);
+                bar.set_position(*batches_done);
                 bar.set_message(format!(
                     "{} covered, +{} new, {} updated{}",
                     percent(*units_covered, *units_total),
@@ -49,8 +54,13 @@ pub(crate) fn reporter(label: String, plain: bool) -> ProgressFn {
                 ));
             }
             ProgressEvent::BatchFailed { span, error, .. } => {
-                bar.inc(1);
                 bar.println(format!("batch {span} failed: {error}"));
+            }
+            ProgressEvent::Waiting { what, waited } => {
+                bar.println(format!(
+                    "still waiting for {what} ({})",
+                    human_duration(*waited)
+                ));
             }
             ProgressEvent::RunFinished { .. } => bar.finish_and_clear(),
             _ => {}
@@ -65,20 +75,23 @@ fn plain_line(label: &str, e: &ProgressEvent) -> Option<String> {
             batches,
             units_total,
             units_covered,
+            requests_expected,
             ..
         } => format!(
-            "{label}: run {run} started: {batches} batches to do, {units_covered}/{units_total} already covered"
+            "{label}: run {run} started: about {batches} batches and {requests_expected} requests to do, {units_covered}/{units_total} already covered"
         ),
         ProgressEvent::BatchFinished {
-            index,
             span,
             counts,
             units_covered,
             units_total,
+            batches_done,
+            batches_expected,
+            requests,
             eta,
+            ..
         } => format!(
-            "{label}: batch {} ({span}) done: {} created, {} updated, {} unchanged; {} covered{}",
-            index + 1,
+            "{label}: batch {batches_done}/{batches_expected} ({span}) done: {} created, {} updated, {} unchanged; {} covered, {requests} requests{}",
             counts.created,
             counts.updated,
             counts.unchanged,
@@ -86,6 +99,9 @@ fn plain_line(label: &str, e: &ProgressEvent) -> Option<String> {
             eta.map(|d| format!(", ETA {}", human_duration(d)))
                 .unwrap_or_default()
         ),
+        ProgressEvent::Waiting { what, waited } => {
+            format!("{label}: still waiting for {what} ({})", human_duration(*waited))
+        }
         ProgressEvent::BatchFailed { index, span, error } => {
             format!("{label}: batch {} ({span}) failed: {error}", index + 1)
         }

@@ -18,7 +18,7 @@ pub(crate) fn coverage(label: &str, c: &CoverageSummary<NaiveDate>) -> String {
     if c.gaps.is_empty() {
         out.push_str("No gaps.\n");
     } else {
-        let missing: u64 = c.gaps.iter().map(|g| g.len()).sum();
+        let missing: u128 = c.gaps.iter().map(|g| g.len()).sum();
         let _ = writeln!(out, "Gaps ({} ranges, {missing} days):", c.gaps.len());
         for g in c.gaps.iter().take(20) {
             if g.first == g.last {

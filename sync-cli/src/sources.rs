@@ -1,37 +1,39 @@
 //! Building sources from the settings: the one place that knows every
-//! adapter's configuration.
-
-pub(crate) mod demo;
+//! adapter's configuration. Nothing here plans or talks to a source: the
+//! sources describe themselves, and the engine plans from that.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sync_core::plan::{Strategy, Workload};
-use sync_core::{
-    FetchContext, RateLimiter, RateLimits, Secret, Source, Span, StreamId, SyncMode, Target, Tz,
-};
+use sync_core::{RateLimits, RetryPolicy, Secret, SessionCache, Source, StreamId};
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use sync_source_yclients::{
     sources_for_companies, YclientsClients, YclientsConfig, YclientsRecords,
 };
 
-use crate::cli::{PlanArgs, SourceKind, TargetArgs};
-use crate::commands::day_range;
+use crate::cli::{SourceKind, TargetArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 
-/// Sources ready to run, sharing one limiter (one set of credentials).
-pub(crate) struct BuiltSources {
-    /// One source per company (YClients) or one (kennel).
-    pub(crate) sources: Vec<Arc<dyn Source>>,
-    /// Client sources, for their id-list targets (YClients clients only).
-    pub(crate) clients: Vec<Arc<YclientsClients>>,
-    /// Record sources, to choose their fetching strategy (YClients only).
-    pub(crate) records: Vec<Arc<YclientsRecords>>,
-    /// The shared limiter, at the preset's share of the documented limits.
-    pub(crate) limiter: Arc<RateLimiter>,
+/// One stream ready to run.
+pub(crate) struct Stream {
+    /// The bare source (the engine adds retries, sessions and pacing).
+    pub(crate) source: Arc<dyn Source>,
+    /// The session of its credentials, shared with the other streams that
+    /// log in with them.
+    pub(crate) session: Arc<SessionCache>,
+}
+
+/// The streams of one command, and how to treat their server.
+pub(crate) struct Built {
+    /// One stream per company (YClients) or one (kennel).
+    pub(crate) streams: Vec<Stream>,
     /// The limits the external system documents.
     pub(crate) documented_limits: RateLimits,
+    /// What the server counts its limits by.
+    pub(crate) budget_key: String,
+    /// The retry policy that suits the server.
+    pub(crate) retry: RetryPolicy,
 }
 
 /// The limits the external system documents (the kennel site's are the
@@ -54,49 +56,48 @@ fn kennel_limits(settings: &Settings) -> RateLimits {
     limits
 }
 
-/// Builds the sources of `kind` from the settings; a missing credential or
+/// Builds the streams of `kind` from the settings; a missing credential or
 /// a bad setting is a configuration error naming it.
 pub(crate) fn build(
     kind: SourceKind,
     settings: &Settings,
     args: &TargetArgs,
-    utilization: f64,
-) -> Result<BuiltSources, CliError> {
-    let documented = documented_limits(kind, settings);
-    let limiter = Arc::new(RateLimiter::new(documented.scaled(utilization)));
+) -> Result<Built, CliError> {
+    let documented_limits = documented_limits(kind, settings);
     match kind {
         SourceKind::Yclients | SourceKind::YclientsClients => {
             let config = yclients_config(settings, args)?;
-            let companies = sources_for_companies(&config)?;
-            let mut sources: Vec<Arc<dyn Source>> = Vec::new();
-            let mut clients = Vec::new();
-            let mut records = Vec::new();
-            for c in companies {
-                if kind == SourceKind::Yclients {
-                    sources.push(c.records.clone());
-                    records.push(c.records.clone());
-                } else {
-                    sources.push(c.clients.clone());
-                    clients.push(c.clients.clone());
-                }
-            }
-            Ok(BuiltSources {
-                sources,
-                clients,
-                records,
-                limiter,
-                documented_limits: documented,
+            let budget_key = config.budget_key();
+            let streams = sources_for_companies(&config)?
+                .into_iter()
+                .map(|c| Stream {
+                    source: if kind == SourceKind::Yclients {
+                        c.records.clone() as Arc<dyn Source>
+                    } else {
+                        c.clients.clone()
+                    },
+                    session: c.session.clone(),
+                })
+                .collect();
+            Ok(Built {
+                streams,
+                documented_limits,
+                budget_key,
+                retry: RetryPolicy::default(),
             })
         }
         SourceKind::Kennel => {
             let config = kennel_config(settings)?;
+            let budget_key = config.source_name();
             let source = ScraperSource::new(config)?;
-            Ok(BuiltSources {
-                sources: vec![Arc::new(source)],
-                clients: Vec::new(),
-                records: Vec::new(),
-                limiter,
-                documented_limits: documented,
+            Ok(Built {
+                streams: vec![Stream {
+                    source: Arc::new(source),
+                    session: Arc::new(SessionCache::new()),
+                }],
+                documented_limits,
+                budget_key,
+                retry: ScraperConfig::polite_retry(),
             })
         }
     }
@@ -157,11 +158,7 @@ fn company_ids(settings: &Settings, args: &TargetArgs) -> Result<Vec<u64>, CliEr
 /// The kennel booking-site configuration from the settings.
 pub(crate) fn kennel_config(settings: &Settings) -> Result<ScraperConfig, CliError> {
     let k = &settings.kennel;
-    let base = k.base_url.as_deref().ok_or_else(|| {
-        CliError::config("no kennel site: set KENNEL_BASE_URL or base_url in [kennel]")
-    })?;
-    let base = url::Url::parse(base)
-        .map_err(|e| CliError::config(format!("kennel base URL {base:?} is not a URL: {e}")))?;
+    let base = kennel_url(settings)?;
     let username = k.username.clone().ok_or_else(|| {
         CliError::config("missing credential: set KENNEL_USERNAME or username in [kennel]")
     })?;
@@ -176,6 +173,14 @@ pub(crate) fn kennel_config(settings: &Settings) -> Result<ScraperConfig, CliErr
     }
     config.validate()?;
     Ok(config)
+}
+
+fn kennel_url(settings: &Settings) -> Result<url::Url, CliError> {
+    let base = settings.kennel.base_url.as_deref().ok_or_else(|| {
+        CliError::config("no kennel site: set KENNEL_BASE_URL or base_url in [kennel]")
+    })?;
+    url::Url::parse(base)
+        .map_err(|e| CliError::config(format!("kennel base URL {base:?} is not a URL: {e}")))
 }
 
 /// The streams of `kind`, without credentials (for `status`).
@@ -194,12 +199,7 @@ pub(crate) fn streams(
             .map(YclientsClients::stream_id)
             .collect(),
         SourceKind::Kennel => {
-            let base = settings.kennel.base_url.as_deref().ok_or_else(|| {
-                CliError::config("no kennel site: set KENNEL_BASE_URL or base_url in [kennel]")
-            })?;
-            let url = url::Url::parse(base).map_err(|e| {
-                CliError::config(format!("kennel base URL {base:?} is not a URL: {e}"))
-            })?;
+            let url = kennel_url(settings)?;
             let host = url.host_str().unwrap_or("unknown");
             let source = match url.port() {
                 Some(port) => format!("kennel:{host}:{port}"),
@@ -208,159 +208,4 @@ pub(crate) fn streams(
             vec![StreamId::new(source, sync_source_scraper::STREAM)]
         }
     })
-}
-
-/// The target of a run: local days for records and boardings. Client
-/// targets are id lists that only the source can give, see
-/// [`client_target`]; here they are the whole key space.
-pub(crate) fn target(
-    kind: SourceKind,
-    settings: &Settings,
-    args: &TargetArgs,
-    tz: Tz,
-    mode: SyncMode,
-) -> Result<Target, CliError> {
-    match kind {
-        SourceKind::YclientsClients => Ok(Target::Keys(Span {
-            first: 1,
-            last: i64::MAX,
-        })),
-        _ => {
-            // A delta run needs no range; the default target is still shown.
-            if mode == SyncMode::Delta && args.from.is_none() && settings.from.is_none() {
-                let today = chrono::Utc::now().with_timezone(&tz).date_naive();
-                return Ok(Target::days(today, today, tz)?);
-            }
-            let (first, last) = day_range(settings, args, tz)?;
-            Ok(Target::days(first, last, tz)?)
-        }
-    }
-}
-
-/// Talks to the source before anything is written, so that a wrong
-/// password or an unreachable source is reported without touching the
-/// store: logs in, and for YClients records probes the counts of the target
-/// range and picks the cheaper way of fetching them.
-pub(crate) async fn preflight(
-    built: &BuiltSources,
-    target: &Target,
-    preset: &sync_core::plan::Preset,
-    batch_days: u32,
-) -> Result<(), CliError> {
-    let named = |source: &dyn Source, e: sync_core::SyncError| {
-        let mut err = CliError::from(e);
-        err.message = format!("{}: {}", source.info().stream.source, err.message);
-        err
-    };
-    for source in &built.sources {
-        let ctx = FetchContext::new(source.info().stream, built.limiter.clone());
-        source
-            .authenticate(&ctx)
-            .await
-            .map_err(|e| named(source.as_ref(), e))?;
-    }
-    if let Target::Days { range, .. } = target {
-        for records in &built.records {
-            let ctx = FetchContext::new(records.info().stream, built.limiter.clone());
-            let (strategy, comparison) = records
-                .choose_strategy(*range, batch_days, preset, &ctx)
-                .await
-                .map_err(|e| named(records.as_ref(), e))?;
-            eprintln!(
-                "{}: fetching {strategy:?} ({} requests, the cheaper way)",
-                records.info().stream,
-                comparison.cheapest().requests
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The id list of one company's clients (costs a few requests).
-pub(crate) async fn client_target(
-    clients: &YclientsClients,
-    limiter: Arc<RateLimiter>,
-) -> Result<Target, CliError> {
-    let ctx = FetchContext::new(YclientsClients::stream_id(clients.company_id()), limiter);
-    Ok(clients.target(&ctx).await?)
-}
-
-/// The ways of fetching to price for `plan`: from the counts given, or
-/// asked of the source.
-pub(crate) async fn plan_strategies(
-    kind: SourceKind,
-    settings: &Settings,
-    args: &PlanArgs,
-) -> Result<Vec<Strategy>, CliError> {
-    match kind {
-        SourceKind::Yclients | SourceKind::YclientsClients => {
-            let tz = settings.tz_of(kind)?;
-            let (clients, records, days) = match (args.clients, args.records) {
-                (Some(c), Some(r)) => {
-                    let days = match day_range(settings, &args.target, tz) {
-                        Ok((a, b)) => (b - a).num_days() as u64 + 1,
-                        Err(_) => 365,
-                    };
-                    (c, r, days)
-                }
-                _ => {
-                    let (first, last) = day_range(settings, &args.target, tz)?;
-                    let range = Span::new(first, last)
-                        .ok_or_else(|| CliError::config("date range is inverted"))?;
-                    let built = build(kind, settings, &args.target, 1.0)?;
-                    let config = yclients_config(settings, &args.target)?;
-                    let companies = sources_for_companies(&config)?;
-                    let company = companies
-                        .first()
-                        .ok_or_else(|| CliError::config("no company configured"))?;
-                    let ctx = FetchContext::new(
-                        YclientsRecords::stream_id(company.company_id),
-                        built.limiter.clone(),
-                    );
-                    let probe = company.records.probe(range, &ctx).await?;
-                    (
-                        args.clients.unwrap_or(probe.clients),
-                        args.records.unwrap_or(probe.records),
-                        range.len(),
-                    )
-                }
-            };
-            let page = settings.yclients.page_size.unwrap_or(200).max(1);
-            Ok(vec![
-                Strategy::new(
-                    "records by date window (1 day)",
-                    Workload::Paged {
-                        records,
-                        page_size: page,
-                        windows: days.max(1),
-                    },
-                ),
-                Strategy::new(
-                    "visit history per client",
-                    Workload::PerItem {
-                        items: clients,
-                        // 25 visits a page; at least one request per client.
-                        requests_per_item: (records as f64 / clients.max(1) as f64 / 25.0)
-                            .ceil()
-                            .max(1.0),
-                    },
-                ),
-            ])
-        }
-        SourceKind::Kennel => {
-            let tz = settings.tz_of(kind)?;
-            let (first, last) = day_range(settings, &args.target, tz)?;
-            let days = (last - first).num_days() as u64 + 1;
-            // One schedule page a week, one detail page per boarding.
-            let boardings = args.records.unwrap_or(days * 6);
-            let weeks = days.div_ceil(7);
-            Ok(vec![Strategy::new(
-                "weekly schedule + detail pages",
-                Workload::PerItem {
-                    items: days,
-                    requests_per_item: (weeks + boardings) as f64 / days.max(1) as f64,
-                },
-            )])
-        }
-    }
 }

@@ -1,17 +1,17 @@
-//! The HTTP side: one cookie session, logins, and page fetches that notice
-//! an expired session, log in again once and repeat the request.
+//! The HTTP side: one cookie session, the login form, and single page
+//! fetches that say when the session is gone. One attempt per call: the
+//! core retries, renews the session and paces.
 //!
 //! Redirects are never followed blindly: a redirect to the login page is how
 //! the site says the session is gone (the other way is a 200 with the login
-//! form), and a login succeeds with a redirect elsewhere.
+//! form), and a login succeeds with a redirect elsewhere. Other redirects
+//! are followed, each hop a request of its own.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{LOCATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode};
-use sync_core::{FetchContext, RetryPolicy, Secret, SyncError};
-use tokio::time::Instant;
+use sync_core::{parse_retry_after, FetchContext, Secret, SyncError};
 use url::Url;
 
 use crate::config::ScraperConfig;
@@ -20,8 +20,6 @@ use crate::site::Site;
 
 /// Redirects followed for one page (other than to the login page).
 const MAX_REDIRECTS: usize = 5;
-/// Logins one request may need when its session keeps expiring.
-const MAX_LOGINS_PER_REQUEST: usize = 3;
 
 /// A page fetched with a live session.
 #[derive(Debug)]
@@ -32,34 +30,13 @@ pub(crate) enum Fetched {
     NotFound,
 }
 
-/// One answer, before session handling.
-#[derive(Debug)]
-enum Answer {
-    Body(String),
-    Login,
-    NotFound,
-    Redirect(Url),
-}
-
-#[derive(Debug, Default)]
-struct Session {
-    /// Bumped at each successful login, so that tasks which saw the same
-    /// expired session log in only once between them.
-    generation: u64,
-    logged_in_at: Option<Instant>,
-}
-
 /// The site, reached with one cookie session.
 pub(crate) struct SiteClient {
     http: reqwest::Client,
     base_url: Url,
     username: String,
     password: Secret,
-    retry: RetryPolicy,
-    session_max_age: Duration,
     site: Site,
-    login_lock: tokio::sync::Mutex<()>,
-    session: Mutex<Session>,
 }
 
 impl std::fmt::Debug for SiteClient {
@@ -83,7 +60,7 @@ fn transport(url: &Url, e: reqwest::Error) -> SyncError {
 
 fn retry_after(resp: &Response) -> Option<Duration> {
     let v = resp.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after(v, SystemTime::now())
 }
 
 fn location(resp: &Response, url: &Url) -> Option<Url> {
@@ -98,6 +75,7 @@ impl SiteClient {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("sync-source-scraper/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SyncError::Fatal {
@@ -109,11 +87,7 @@ impl SiteClient {
             base_url: config.base_url.clone(),
             username: config.username.clone(),
             password: config.password.clone(),
-            retry: config.retry.clone(),
-            session_max_age: config.session_max_age,
             site,
-            login_lock: tokio::sync::Mutex::new(()),
-            session: Mutex::new(Session::default()),
         })
     }
 
@@ -125,54 +99,12 @@ impl SiteClient {
         &self.base_url
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn generation(&self) -> u64 {
-        self.session().generation
-    }
-
-    /// Whether there is no session or it is older than the max age.
-    pub(crate) fn session_is_stale(&self) -> bool {
-        self.session()
-            .logged_in_at
-            .is_none_or(|t| t.elapsed() >= self.session_max_age)
-    }
-
-    /// Logs in now.
+    /// Logs in with the form: `GET` it, post back every hidden input with
+    /// the credentials. Two requests (one when the site sends a logged-in
+    /// user away from the form).
     pub(crate) async fn login(&self, ctx: &FetchContext) -> Result<(), SyncError> {
-        self.login_unless_renewed(ctx, None).await
-    }
-
-    /// Logs in when the session is stale (before a batch).
-    pub(crate) async fn ensure_fresh(&self, ctx: &FetchContext) -> Result<(), SyncError> {
-        if self.session_is_stale() {
-            let seen = self.generation();
-            tracing::debug!(user = %self.username, "session missing or old; logging in");
-            self.login_unless_renewed(ctx, Some(seen)).await?;
-        }
-        Ok(())
-    }
-
-    /// Logs in, unless `seen` is given and another task has logged in since
-    /// that generation (one login per expired session, however many tasks
-    /// noticed it).
-    async fn login_unless_renewed(
-        &self,
-        ctx: &FetchContext,
-        seen: Option<u64>,
-    ) -> Result<(), SyncError> {
-        let _guard = self.login_lock.lock().await;
-        if seen.is_some_and(|g| g != self.generation()) {
-            return Ok(());
-        }
-        self.retry.retry(ctx, || self.login_once(ctx)).await
-    }
-
-    async fn login_once(&self, ctx: &FetchContext) -> Result<(), SyncError> {
         let login_url = self.site.login_url(&self.base_url)?;
-        ctx.acquire().await?;
+        ctx.request().await?;
         tracing::debug!(url = %login_url, "GET login form");
         let resp = self
             .http
@@ -184,10 +116,7 @@ impl SiteClient {
         if status.is_redirection() {
             // Some sites send a logged-in user away from the form.
             return match location(&resp, &login_url) {
-                Some(to) if !self.site.is_login_location(&to) => {
-                    self.logged_in();
-                    Ok(())
-                }
+                Some(to) if !self.site.is_login_location(&to) => Ok(()),
                 _ => Err(ScrapeError::UnexpectedStatus {
                     status: status.as_u16(),
                     url: login_url,
@@ -195,7 +124,7 @@ impl SiteClient {
                 .into()),
             };
         }
-        let body = self.body_or_status_error(ctx, resp, &login_url).await?;
+        let body = self.body_or_status_error(resp, &login_url).await?;
         let form = self.site.parse_login_form(&body, &login_url)?;
 
         let mut fields = form.hidden.clone();
@@ -204,7 +133,7 @@ impl SiteClient {
             form.password_field.clone(),
             self.password.expose().to_string(),
         ));
-        ctx.acquire().await?;
+        ctx.request().await?;
         tracing::debug!(url = %form.action, user = %self.username, "POST login form");
         let resp = self
             .http
@@ -219,16 +148,13 @@ impl SiteClient {
                 Some(to) if self.site.is_login_location(&to) => {
                     Err(self.rejected("the site sent us back to the login page"))
                 }
-                _ => {
-                    self.logged_in();
-                    Ok(())
-                }
+                _ => Ok(()),
             };
         }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(self.rejected(&format!("HTTP {}", status.as_u16())));
         }
-        let body = self.body_or_status_error(ctx, resp, &form.action).await?;
+        let body = self.body_or_status_error(resp, &form.action).await?;
         if self.site.is_login_page(&body) {
             let message = self
                 .site
@@ -237,7 +163,6 @@ impl SiteClient {
             return Err(self.rejected(&message));
         }
         // A 200 without the form: the site showed the dashboard directly.
-        self.logged_in();
         Ok(())
     }
 
@@ -255,26 +180,15 @@ impl SiteClient {
         .into()
     }
 
-    fn logged_in(&self) {
-        let mut s = self.session();
-        s.generation += 1;
-        s.logged_in_at = Some(Instant::now());
-        tracing::info!(user = %self.username, generation = s.generation, "logged in");
-    }
-
     /// The body of a 2xx answer, checked for truncation; an error for 429
     /// and 5xx and anything else unexpected.
-    async fn body_or_status_error(
-        &self,
-        ctx: &FetchContext,
-        resp: Response,
-        url: &Url,
-    ) -> Result<String, SyncError> {
+    async fn body_or_status_error(&self, resp: Response, url: &Url) -> Result<String, SyncError> {
         let status = resp.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
-            let retry_after = retry_after(&resp);
-            ctx.rate_limited(retry_after);
-            return Err(ScrapeError::RateLimited { retry_after }.into());
+            return Err(ScrapeError::RateLimited {
+                retry_after: retry_after(&resp),
+            }
+            .into());
         }
         if status.is_server_error() {
             return Err(ScrapeError::Server {
@@ -295,104 +209,62 @@ impl SiteClient {
         Ok(body)
     }
 
-    /// One GET, classified.
-    async fn get_once(&self, ctx: &FetchContext, url: &Url) -> Result<Answer, SyncError> {
-        ctx.acquire().await?;
-        tracing::debug!(url = %url, "GET");
-        let resp = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| transport(url, e))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            return match location(&resp, url) {
-                Some(to) if self.site.is_login_location(&to) => Ok(Answer::Login),
-                Some(to) => Ok(Answer::Redirect(to)),
-                None => Err(ScrapeError::UnexpectedStatus {
-                    status: status.as_u16(),
-                    url: url.clone(),
-                }
-                .into()),
-            };
+    fn session_gone(&self, url: &Url) -> SyncError {
+        SyncError::AuthExpired {
+            message: format!("{url} showed the login page"),
         }
-        match status {
-            StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(Answer::NotFound),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Ok(Answer::Login),
-            _ => {}
-        }
-        let body = self.body_or_status_error(ctx, resp, url).await?;
-        if self.site.is_login_page(&body) {
-            return Ok(Answer::Login);
-        }
-        Ok(Answer::Body(body))
     }
 
-    fn session_lost(&self, url: &Url) -> SyncError {
-        ScrapeError::SessionLost {
-            url: url.clone(),
-            user: self.username.clone(),
-        }
-        .into()
-    }
-
-    /// A GET with retries (5xx, timeouts, truncation, 429) and redirects
-    /// followed, except to the login page.
-    async fn get_answer(&self, ctx: &FetchContext, url: &Url) -> Result<Answer, SyncError> {
+    /// One page, with the session as it is: the login page (by redirect or
+    /// in a 200) is [`SyncError::AuthExpired`]; other redirects are
+    /// followed, each a request.
+    pub(crate) async fn get(&self, ctx: &FetchContext, url: &Url) -> Result<Fetched, SyncError> {
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let target = current.clone();
-            match self
-                .retry
-                .retry(ctx, || self.get_once(ctx, &target))
-                .await?
-            {
-                Answer::Redirect(to) => current = to,
-                other => return Ok(other),
+            ctx.request().await?;
+            tracing::debug!(url = %current, "GET");
+            let resp = self
+                .http
+                .get(current.clone())
+                .send()
+                .await
+                .map_err(|e| transport(&current, e))?;
+            let status = resp.status();
+            if status.is_redirection() {
+                match location(&resp, &current) {
+                    Some(to) if self.site.is_login_location(&to) => {
+                        return Err(self.session_gone(url))
+                    }
+                    Some(to) => {
+                        current = to;
+                        continue;
+                    }
+                    None => {
+                        return Err(ScrapeError::UnexpectedStatus {
+                            status: status.as_u16(),
+                            url: current,
+                        }
+                        .into())
+                    }
+                }
             }
+            match status {
+                StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(Fetched::NotFound),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    return Err(self.session_gone(url))
+                }
+                _ => {}
+            }
+            let body = self.body_or_status_error(resp, &current).await?;
+            if self.site.is_login_page(&body) {
+                return Err(self.session_gone(url));
+            }
+            return Ok(Fetched::Page(body));
         }
         Err(ScrapeError::Invalid {
             url: url.clone(),
             what: format!("more than {MAX_REDIRECTS} redirects"),
         }
         .into())
-    }
-
-    /// A page with a live session: when the site shows the login page (by
-    /// redirect or in a 200), logs in again and repeats the request. A login
-    /// page as the very first answer after a fresh login means the site does
-    /// not keep the session: an authentication error. A session that ends
-    /// again later (while a temporary error is retried) is renewed again, at
-    /// most [`MAX_LOGINS_PER_REQUEST`] times.
-    pub(crate) async fn get(&self, ctx: &FetchContext, url: &Url) -> Result<Fetched, SyncError> {
-        let mut seen = self.generation();
-        let mut answer = self.get_answer(ctx, url).await?;
-        let mut logins = 0;
-        while matches!(answer, Answer::Login) {
-            if logins == MAX_LOGINS_PER_REQUEST {
-                return Err(self.session_lost(url));
-            }
-            logins += 1;
-            tracing::info!(url = %url, logins, "session expired; logging in again");
-            self.login_unless_renewed(ctx, Some(seen)).await?;
-            seen = self.generation();
-            answer = match self.get_once(ctx, url).await {
-                Ok(Answer::Login) => return Err(self.session_lost(url)),
-                Err(e) if !e.is_retryable() => return Err(e),
-                Ok(Answer::Redirect(_)) | Err(_) => self.get_answer(ctx, url).await?,
-                Ok(other) => other,
-            };
-        }
-        match answer {
-            Answer::Body(body) => Ok(Fetched::Page(body)),
-            Answer::NotFound => Ok(Fetched::NotFound),
-            // get_answer follows redirects and only returns the others.
-            Answer::Login | Answer::Redirect(_) => Err(ScrapeError::Invalid {
-                url: url.clone(),
-                what: "unexpected redirect".into(),
-            }
-            .into()),
-        }
     }
 }

@@ -41,8 +41,6 @@ pub struct ScraperConfig {
     pub limits: RateLimits,
     /// Time limit of one request.
     pub request_timeout: Duration,
-    /// Retries of one request after a 5xx, a timeout or a truncated page.
-    pub retry: RetryPolicy,
     /// Skip an appointment's detail page when its list row is unchanged
     /// since the stored copy was made (the stored copy is used). Changes that
     /// show only on the detail page (price, notes) are then seen when the
@@ -60,19 +58,21 @@ impl ScraperConfig {
     }
 
     /// The retries the in-house importer made: after about 5 s, then
-    /// longer, up to 5 minutes.
+    /// longer, up to 5 minutes. The engine's policy for this source (the
+    /// source itself never retries).
     pub fn polite_retry() -> RetryPolicy {
         RetryPolicy {
             max_retries: 3,
             initial_delay: Duration::from_secs(5),
             max_delay: Duration::from_secs(300),
+            max_elapsed: Duration::from_secs(7 * 60),
             ..RetryPolicy::default()
         }
     }
 
     /// A configuration with the polite defaults: session max age 5 min 30 s,
-    /// [`Self::polite_limits`], 30 s request timeout, [`Self::polite_retry`],
-    /// unchanged rows reused, the documented site layout.
+    /// [`Self::polite_limits`], 30 s request timeout, unchanged rows reused,
+    /// the documented site layout.
     pub fn new(base_url: Url, username: impl Into<String>, password: Secret, tz: Tz) -> Self {
         Self {
             base_url,
@@ -82,7 +82,6 @@ impl ScraperConfig {
             session_max_age: Duration::from_secs(5 * 60 + 30),
             limits: Self::polite_limits(),
             request_timeout: Duration::from_secs(30),
-            retry: Self::polite_retry(),
             reuse_unchanged: true,
             site: SiteLayout::default(),
         }

@@ -25,13 +25,6 @@ pub(crate) enum ScrapeError {
     #[error("login rejected for user {user}: {message}")]
     LoginRejected { user: String, message: String },
 
-    /// A fresh login did not help: the page still shows the login form.
-    #[error(
-        "the site showed the login page again for {url} right after logging in as {user}; \
-         the session is not kept (cookies refused?) or the account lost access"
-    )]
-    SessionLost { url: Url, user: String },
-
     /// A 5xx answer (the site's error pages are still HTML).
     #[error("HTTP {status} from {url}")]
     Server { status: u16, url: Url },
@@ -74,9 +67,7 @@ impl From<ScrapeError> for SyncError {
     fn from(e: ScrapeError) -> Self {
         let message = e.to_string();
         match e {
-            ScrapeError::LoginRejected { .. } | ScrapeError::SessionLost { .. } => {
-                SyncError::Unauthenticated { message }
-            }
+            ScrapeError::LoginRejected { .. } => SyncError::Unauthenticated { message },
             ScrapeError::Server { .. } | ScrapeError::Truncated { .. } => {
                 SyncError::retryable(message)
             }

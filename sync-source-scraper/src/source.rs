@@ -1,15 +1,17 @@
-//! [`ScraperSource`]: kennel boardings read from the booking site's pages.
+//! [`ScraperSource`]: kennel boardings read from the booking site's pages,
+//! one page per request.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sync_core::batch::local_day_of;
+use sync_core::plan::local_day_of;
 use sync_core::{
-    Batch, BatchSpan, DayRange, ExistingQuery, FetchContext, Record, Result, Source, SourceInfo,
-    StoredRecord, StreamId, SyncError, Unit,
+    Batch, BatchSpan, Cursor, DayRange, ExistingQuery, FetchContext, FetchCost, Page, Record,
+    Result, Source, SourceInfo, StoredRecord, StreamId, SyncError, Unit, Windows,
 };
 use url::Url;
 
@@ -30,25 +32,65 @@ const IDS_PER_QUERY: usize = 500;
 
 /// Imports kennel boardings by scraping the booking site.
 ///
-/// For a batch of local days it reads the seven-day schedule pages that
-/// cover them (each once, following the next links), then each listed
-/// appointment's detail page, and returns one `boarding` record per boarding
-/// whose local check-in day is in the batch (so every boarding belongs to
-/// exactly one batch, whatever weeks it spans). It skips a detail page when
-/// the stored copy was made from an identical list row, and re-checks stored
-/// boardings that no longer appear on the list: a 404 or a cancelled status
-/// marks them deleted.
+/// A batch is a week of local days (the site shows seven days a page). Its
+/// first request reads the schedule page of the week (and a later week when
+/// the batch is longer); each listed appointment's detail page is a request
+/// of its own, and so is the re-check of a stored boarding the list no
+/// longer shows (a 404 or a cancelled status marks it deleted). Each
+/// boarding belongs to its local check-in day, so to exactly one batch,
+/// whatever weeks it spans. A detail page is skipped when the stored copy
+/// was made from an identical list row, unless the batch re-checks stored
+/// days (then every detail page is read again).
 ///
-/// Payload (see `notes/payloads.md`): `appointment_id`, `pet`, `client`,
-/// `service`, `status`, `check_in` and `check_out` (RFC 3339, UTC), `price`,
-/// `notes`, `event_type`, plus the volatile `list_fingerprint` and
-/// `detail_path` (the detail page to re-check when the appointment leaves
-/// the list).
+/// Payload: `appointment_id`, `pet`, `client`, `service`, `status`,
+/// `check_in` and `check_out` (RFC 3339, UTC), `price`, `notes`,
+/// `event_type`, plus the volatile `list_fingerprint` and `detail_path`
+/// (the detail page to re-check when the appointment leaves the list).
 #[derive(Debug)]
 pub struct ScraperSource {
     config: ScraperConfig,
     client: SiteClient,
     stream: StreamId,
+}
+
+/// One request of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Step {
+    /// The schedule page of the seven days from `start`; `seen`: the ids
+    /// the batch's earlier schedule pages listed.
+    Schedule {
+        url: String,
+        start: NaiveDate,
+        seen: BTreeSet<String>,
+    },
+    /// An appointment's detail page.
+    Detail {
+        id: String,
+        url: String,
+        event_type: Option<String>,
+        fingerprint: String,
+        stored: Option<Copy>,
+    },
+    /// A stored boarding the list no longer shows.
+    Recheck { id: String, stored: Copy },
+}
+
+/// What a request needs of a stored boarding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Copy {
+    unit: Unit,
+    payload: Value,
+    deleted: bool,
+}
+
+impl From<&StoredRecord> for Copy {
+    fn from(s: &StoredRecord) -> Self {
+        Self {
+            unit: s.unit,
+            payload: s.payload.clone(),
+            deleted: s.deleted,
+        }
+    }
 }
 
 impl ScraperSource {
@@ -74,91 +116,136 @@ impl ScraperSource {
         &self.stream
     }
 
-    /// Every schedule row shown in the windows that cover `range`, by id.
-    async fn list_rows(
-        &self,
-        ctx: &FetchContext,
-        range: DayRange,
-    ) -> Result<BTreeMap<String, ListRow>> {
-        let site = self.client.site();
-        let base = self.client.base_url();
-        let mut start = range.first;
-        let mut url = site.week_url(base, start)?;
-        let mut visited: HashSet<Url> = HashSet::new();
-        let mut rows = BTreeMap::new();
-        loop {
-            visited.insert(url.clone());
-            let body = match self.client.get(ctx, &url).await? {
-                Fetched::Page(body) => body,
-                Fetched::NotFound => {
-                    return Err(SyncError::bad_data(format!(
-                        "schedule page {url} answered 404"
-                    )))
-                }
-            };
-            let page = site.parse_schedule(&body, &url)?;
-            tracing::debug!(url = %url, rows = page.rows.len(), "schedule page");
-            for row in page.rows {
-                rows.entry(row.id.clone()).or_insert(row);
-            }
-            let window_end = start + ChronoDuration::days(6);
-            if window_end >= range.last {
-                return Ok(rows);
-            }
-            // Follow the next link when it moves forward without skipping
-            // days; otherwise (missing, pointing to itself or back, or
-            // skipping) build the next window's URL ourselves.
-            let expected = start + ChronoDuration::days(7);
-            let followed = page.next.and_then(|next| {
-                let next_start = site.week_start_of(&next)?;
-                (next_start > start && next_start <= expected && !visited.contains(&next))
-                    .then_some((next, next_start))
-            });
-            (url, start) = match followed {
-                Some(found) => found,
-                None => {
-                    tracing::warn!(url = %url, "next link missing or not forward; building the next week's URL");
-                    (site.week_url(base, expected)?, expected)
-                }
-            };
+    fn days(batch: &Batch) -> Result<DayRange> {
+        match &batch.span {
+            BatchSpan::Days { range, .. } => Ok(*range),
+            other => Err(SyncError::invalid_input(format!(
+                "the kennel source fetches days, not {other}"
+            ))),
         }
     }
 
-    /// Stored boardings of the batch's days, plus stored copies of listed
-    /// appointments that belong to other days.
-    async fn stored(
+    /// A schedule page: its new rows become detail requests (or records
+    /// from their stored copies), the next week a request when the batch
+    /// goes on, and on the batch's last page the stored boardings the list
+    /// no longer shows become re-checks.
+    async fn schedule(
         &self,
-        ctx: &FetchContext,
+        batch: &Batch,
         range: DayRange,
-        rows: &BTreeMap<String, ListRow>,
-    ) -> Result<(Vec<StoredRecord>, HashMap<String, StoredRecord>)> {
+        url: &Url,
+        start: NaiveDate,
+        mut seen: BTreeSet<String>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        let site = self.client.site();
+        let body = match self.client.get(ctx, url).await? {
+            Fetched::Page(body) => body,
+            Fetched::NotFound => {
+                return Err(SyncError::bad_data(format!(
+                    "schedule page {url} answered 404"
+                )))
+            }
+        };
+        let page = site.parse_schedule(&body, url)?;
+        tracing::debug!(url = %url, rows = page.rows.len(), "schedule page");
+        let rows: Vec<ListRow> = page
+            .rows
+            .into_iter()
+            .filter(|r| !seen.contains(&r.id))
+            .collect();
+        let stored = self.stored_by_id(ctx, &rows).await?;
+        let mut out = Page::default();
+        for row in &rows {
+            seen.insert(row.id.clone());
+            let known = stored.get(&row.id);
+            let row_cancelled = row.status.as_deref().is_some_and(|s| site.is_cancelled(s));
+            let reusable = known.filter(|s| {
+                !batch.recheck
+                    && self.config.reuse_unchanged
+                    && s.payload.get("list_fingerprint").and_then(Value::as_str)
+                        == Some(row.fingerprint.as_str())
+                    && s.deleted == row_cancelled
+            });
+            match reusable {
+                Some(s) => {
+                    if in_range(s.unit, range) {
+                        out.records.push(from_stored(s));
+                    }
+                }
+                None => out.more.push(Cursor::new(Step::Detail {
+                    id: row.id.clone(),
+                    url: row.detail_url.to_string(),
+                    event_type: row.event_type.clone(),
+                    fingerprint: row.fingerprint.clone(),
+                    stored: known.map(Copy::from),
+                })),
+            }
+        }
+        let window_end = start + ChronoDuration::days(6);
+        if window_end < range.last {
+            // Follow the next link when it moves forward without skipping
+            // days; otherwise build the next window's URL ourselves.
+            let expected = start + ChronoDuration::days(7);
+            let next = page
+                .next
+                .and_then(|next| {
+                    let next_start = site.week_start_of(&next)?;
+                    (next_start > start && next_start <= expected && next != *url)
+                        .then_some((next, next_start))
+                })
+                .map_or_else(
+                    || {
+                        site.week_url(self.client.base_url(), expected)
+                            .map(|u| (u, expected))
+                    },
+                    Ok,
+                )?;
+            out.more.push(Cursor::new(Step::Schedule {
+                url: next.0.to_string(),
+                start: next.1,
+                seen,
+            }));
+            return Ok(out);
+        }
+        // The last schedule page of the batch: stored boardings of its days
+        // that no list showed.
         let in_days = ctx
             .existing(&ExistingQuery::InDays {
                 entity: ENTITY.into(),
                 range,
             })
             .await?;
-        let mut by_id: HashMap<String, StoredRecord> = in_days
+        for s in in_days
             .iter()
-            .map(|r| (r.external_id.clone(), r.clone()))
-            .collect();
-        if self.config.reuse_unchanged {
-            let unknown: Vec<String> = rows
-                .keys()
-                .filter(|id| !by_id.contains_key(*id))
-                .cloned()
-                .collect();
-            for ids in unknown.chunks(IDS_PER_QUERY) {
-                let found = ctx
-                    .existing(&ExistingQuery::ByIds {
-                        entity: ENTITY.into(),
-                        ids: ids.to_vec(),
-                    })
-                    .await?;
-                by_id.extend(found.into_iter().map(|r| (r.external_id.clone(), r)));
-            }
+            .filter(|s| !s.deleted && !seen.contains(&s.external_id))
+        {
+            out.more.push(Cursor::new(Step::Recheck {
+                id: s.external_id.clone(),
+                stored: Copy::from(s),
+            }));
         }
-        Ok((in_days, by_id))
+        Ok(out)
+    }
+
+    /// Stored copies of the listed appointments.
+    async fn stored_by_id(
+        &self,
+        ctx: &FetchContext,
+        rows: &[ListRow],
+    ) -> Result<HashMap<String, StoredRecord>> {
+        let mut by_id = HashMap::new();
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        for ids in ids.chunks(IDS_PER_QUERY) {
+            let found = ctx
+                .existing(&ExistingQuery::ByIds {
+                    entity: ENTITY.into(),
+                    ids: ids.to_vec(),
+                })
+                .await?;
+            by_id.extend(found.into_iter().map(|r| (r.external_id.clone(), r)));
+        }
+        Ok(by_id)
     }
 
     fn record(&self, id: &str, detail: &Detail, extra: Extra<'_>) -> Record {
@@ -196,13 +283,47 @@ impl ScraperSource {
         }
     }
 
+    /// A listed appointment: its boarding record when it belongs to the
+    /// batch (or its stored copy did), deleted when it is gone or no longer
+    /// a boarding.
+    async fn listed(
+        &self,
+        ctx: &FetchContext,
+        range: DayRange,
+        step: (&str, &Url, Option<&str>, &str, Option<&Copy>),
+    ) -> Result<Option<Record>> {
+        let (id, url, event_type, fingerprint, known) = step;
+        let site = self.client.site();
+        let stored_here = known.filter(|s| in_range(s.unit, range));
+        Ok(match self.detail(ctx, url).await? {
+            // Gone between the list and the detail page.
+            None => stored_here.map(|s| copy_record(id, s).deleted(true)),
+            // Was a boarding, is not any more.
+            Some(d) if !site.is_boarding(&d.service) => stored_here
+                .filter(|s| !s.deleted)
+                .map(|s| copy_record(id, s).deleted(true)),
+            Some(d) => {
+                let detail_path = detail_path_of(url);
+                let extra = Extra {
+                    event_type,
+                    fingerprint,
+                    detail_path: &detail_path,
+                };
+                let record = self.record(id, &d, extra);
+                // Membership by check-in day: a boarding that began before
+                // the batch belongs to an earlier one. One that moved away
+                // is still written, so its stored copy follows.
+                (in_range(record.unit, range) || stored_here.is_some()).then_some(record)
+            }
+        })
+    }
+
     /// A stored boarding that the list no longer shows: its detail page
     /// decides. Gone, cancelled or no longer a boarding → deleted.
-    async fn recheck(&self, ctx: &FetchContext, stored: &StoredRecord) -> Result<Option<Record>> {
+    async fn recheck(&self, ctx: &FetchContext, id: &str, stored: &Copy) -> Result<Option<Record>> {
         let p = &stored.payload;
-        let path = p.get("detail_path").and_then(Value::as_str);
-        let Some(path) = path else {
-            tracing::warn!(id = %stored.external_id, "stored boarding has no detail_path; cannot re-check it");
+        let Some(path) = p.get("detail_path").and_then(Value::as_str) else {
+            tracing::warn!(id = %id, "stored boarding has no detail_path; cannot re-check it");
             return Ok(None);
         };
         let url = self
@@ -218,10 +339,8 @@ impl ScraperSource {
             detail_path: path,
         };
         Ok(Some(match self.detail(ctx, &url).await? {
-            Some(d) if self.client.site().is_boarding(&d.service) => {
-                self.record(&stored.external_id, &d, extra)
-            }
-            _ => from_stored(stored).deleted(true),
+            Some(d) if self.client.site().is_boarding(&d.service) => self.record(id, &d, extra),
+            _ => copy_record(id, stored).deleted(true),
         }))
     }
 }
@@ -231,6 +350,19 @@ struct Extra<'a> {
     event_type: Option<&'a str>,
     fingerprint: &'a str,
     detail_path: &'a str,
+}
+
+/// A record rebuilt from a stored copy carried in a request.
+fn copy_record(id: &str, c: &Copy) -> Record {
+    from_stored(&StoredRecord {
+        entity: ENTITY.into(),
+        external_id: id.into(),
+        unit: c.unit,
+        payload: c.payload.clone(),
+        hash: sync_core::ContentHash::of_json(&c.payload, VOLATILE_FIELDS),
+        deleted: c.deleted,
+        last_changed: Utc::now(),
+    })
 }
 
 /// A record rebuilt from its stored copy (hash recomputed from the payload).
@@ -266,112 +398,83 @@ fn detail_path_of(url: &Url) -> String {
 #[async_trait]
 impl Source for ScraperSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            stream: self.stream.clone(),
-            limits: self.config.limits,
-            supports_delta: false,
-            supports_day_counts: false,
-            // A seventh of a week page plus the detail pages of a day's
-            // boardings and daycare entries, on a first import.
-            requests_per_unit: 8.0,
-        }
+        SourceInfo::days(
+            self.stream.clone(),
+            self.config.tz,
+            Windows::Fixed { days: 7 },
+        )
+        .with_limits(self.config.limits)
+        .with_budget_key(self.config.source_name())
+        .with_cost(FetchCost {
+            // A schedule page per week, a detail page per appointment.
+            per_window: 1.0,
+            per_item: 1.0,
+            login: 2,
+            ..FetchCost::default()
+        })
+        .with_session_max_age(self.config.session_max_age)
     }
 
-    async fn authenticate(&self, ctx: &FetchContext) -> Result<()> {
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
         self.client.login(ctx).await
     }
 
-    fn session_is_stale(&self) -> bool {
-        self.client.session_is_stale()
-    }
-
-    async fn fetch(&self, batch: &Batch, ctx: &FetchContext) -> Result<Vec<Record>> {
-        let (range, tz) = match &batch.span {
-            BatchSpan::Days { range, tz } => (*range, *tz),
-            other => {
-                return Err(SyncError::invalid_input(format!(
-                    "the kennel source fetches day batches only, not {other}"
-                )))
-            }
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        let range = Self::days(batch)?;
+        if let BatchSpan::Days { tz, .. } = &batch.span {
+            check_tz(*tz, self.config.tz)?;
+        }
+        let step = match cursor {
+            Some(c) => c.get::<Step>()?,
+            None => Step::Schedule {
+                url: self
+                    .client
+                    .site()
+                    .week_url(self.client.base_url(), range.first)?
+                    .to_string(),
+                start: range.first,
+                seen: BTreeSet::new(),
+            },
         };
-        check_tz(tz, self.config.tz)?;
-        self.client.ensure_fresh(ctx).await?;
-
-        let rows = self.list_rows(ctx, range).await?;
-        let (in_days, stored) = self.stored(ctx, range, &rows).await?;
-        let site = self.client.site();
-        let mut out: BTreeMap<String, Record> = BTreeMap::new();
-        let mut details = 0usize;
-
-        for (id, row) in &rows {
-            let known = stored.get(id);
-            let row_cancelled = row.status.as_deref().is_some_and(|s| site.is_cancelled(s));
-            if let Some(s) = known.filter(|s| {
-                self.config.reuse_unchanged
-                    && s.payload.get("list_fingerprint").and_then(Value::as_str)
-                        == Some(row.fingerprint.as_str())
-                    && s.deleted == row_cancelled
-            }) {
-                if in_range(s.unit, range) {
-                    out.insert(id.clone(), from_stored(s));
-                }
-                continue;
+        match step {
+            Step::Schedule { url, start, seen } => {
+                let url = parse_url(&url)?;
+                self.schedule(batch, range, &url, start, seen, ctx).await
             }
-            details += 1;
-            let detail_path = detail_path_of(&row.detail_url);
-            match self.detail(ctx, &row.detail_url).await? {
-                // Gone between the list and the detail page.
-                None => {
-                    if let Some(s) = known.filter(|s| in_range(s.unit, range)) {
-                        out.insert(id.clone(), from_stored(s).deleted(true));
-                    }
-                }
-                Some(d) if !site.is_boarding(&d.service) => {
-                    // Was a boarding, is not any more.
-                    if let Some(s) = known.filter(|s| in_range(s.unit, range) && !s.deleted) {
-                        out.insert(id.clone(), from_stored(s).deleted(true));
-                    }
-                }
-                Some(d) => {
-                    let extra = Extra {
-                        event_type: row.event_type.as_deref(),
-                        fingerprint: &row.fingerprint,
-                        detail_path: &detail_path,
-                    };
-                    let record = self.record(id, &d, extra);
-                    // Membership by check-in day: a boarding that began
-                    // before the batch belongs to an earlier one. One that
-                    // moved away is still written, so its stored copy follows.
-                    if in_range(record.unit, range)
-                        || known.is_some_and(|s| in_range(s.unit, range))
-                    {
-                        out.insert(id.clone(), record);
-                    }
-                }
+            Step::Detail {
+                id,
+                url,
+                event_type,
+                fingerprint,
+                stored,
+            } => {
+                let url = parse_url(&url)?;
+                let step = (
+                    id.as_str(),
+                    &url,
+                    event_type.as_deref(),
+                    fingerprint.as_str(),
+                    stored.as_ref(),
+                );
+                let record = self.listed(ctx, range, step).await?;
+                Ok(Page::last(record.into_iter().collect()))
+            }
+            Step::Recheck { id, stored } => {
+                let record = self.recheck(ctx, &id, &stored).await?;
+                Ok(Page::last(record.into_iter().collect()))
             }
         }
-
-        // Stored boardings of these days that the list no longer shows.
-        let mut rechecked = 0usize;
-        for s in in_days
-            .iter()
-            .filter(|s| !s.deleted && !rows.contains_key(&s.external_id))
-        {
-            rechecked += 1;
-            if let Some(record) = self.recheck(ctx, s).await? {
-                out.insert(s.external_id.clone(), record);
-            }
-        }
-        tracing::debug!(
-            batch = %batch.span,
-            listed = rows.len(),
-            details,
-            rechecked,
-            records = out.len(),
-            "batch fetched"
-        );
-        Ok(out.into_values().collect())
     }
+}
+
+fn parse_url(url: &str) -> Result<Url> {
+    Url::parse(url)
+        .map_err(|e| SyncError::invalid_input(format!("a cursor with a bad URL {url:?}: {e}")))
 }
 
 fn check_tz(batch: Tz, kennel: Tz) -> Result<()> {

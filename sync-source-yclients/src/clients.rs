@@ -3,10 +3,11 @@
 //! The clients search has no id or change filter; it pages (at most 200 a
 //! page) in the order asked for, here by id ascending. So:
 //!
-//! - The target is the list of client ids ([`YclientsClients::target`]:
-//!   a listing with `fields: ["id"]`, `clients / 200` requests), i.e.
-//!   `Target::KeyList`. Units are client ids, checkpointed as they are
-//!   stored, so a resumed run starts at the first id not stored.
+//! - The target is the list of client ids ([`Source::list_keys`]: a
+//!   listing with `fields: ["id"]`, `clients / 200` requests; the engine
+//!   asks for it after taking the stream's lease). Units are client ids,
+//!   checkpointed as they are stored, so a resumed run starts at the first
+//!   id not stored.
 //! - A batch of ids is fetched by walking the id-ordered pages that hold
 //!   them. The listing remembers the first id of each page, so a batch
 //!   starts at the right page: with batches of 200 ids, oldest first, each
@@ -23,9 +24,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sync_core::{
-    Batch, BatchSpan, FetchContext, Record, Result, Source, SourceInfo, StreamId, SyncError, Target,
+    Batch, BatchSpan, Cursor, FetchContext, FetchCost, KeyPage, Page, Result, Source, SourceInfo,
+    StreamId, SyncError,
 };
 
 use crate::config::{ClientsDelta, YclientsConfig};
@@ -72,36 +75,6 @@ async fn search_page(
     Ok((list_of(envelope.data, "clients search")?, total))
 }
 
-/// Every client id of a company, ascending (one request per `page_size`
-/// clients); records the page of each page's first id in `hints`.
-pub(crate) async fn list_client_ids(
-    api: &YclientsApi,
-    company_id: u64,
-    page_size: u32,
-    ctx: &FetchContext,
-    hints: Option<&PageHints>,
-) -> Result<Vec<i64>> {
-    let mut ids = Vec::new();
-    for page in 1u32.. {
-        let (items, total) = search_page(api, company_id, page_size, page, &["id"], ctx).await?;
-        let n = items.len();
-        let page_ids = items.iter().map(id_of).collect::<Result<Vec<_>>>()?;
-        if let (Some(h), Some(&first)) = (hints, page_ids.first()) {
-            h.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(first, page);
-        }
-        ids.extend(page_ids);
-        let through = u64::from(page) * u64::from(page_size);
-        if n == 0 || n < page_size as usize || total.is_some_and(|t| through >= t) {
-            break;
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(ids)
-}
-
 /// Which ids a walk keeps.
 enum Wanted {
     All,
@@ -130,8 +103,22 @@ impl Wanted {
     }
 }
 
-/// Clients of one company (`Target::KeyList` of client ids, or
-/// `Target::Keys`).
+/// Where a walk of the id-ordered search stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Walk {
+    page: u32,
+    /// Moved forward already (then it never steps back again).
+    forward: bool,
+}
+
+/// A page of the deprecated changed-clients list, or of the id listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ListPage {
+    page: u32,
+}
+
+/// Clients of one company (`Target::Keys` of every id: the engine takes the
+/// ids the source lists).
 #[derive(Debug)]
 pub struct YclientsClients {
     api: Arc<YclientsApi>,
@@ -162,24 +149,6 @@ impl YclientsClients {
         self.company_id
     }
 
-    /// Every client id, ascending (`clients / page size` requests). Also
-    /// teaches the source where each page starts.
-    pub async fn client_ids(&self, ctx: &FetchContext) -> Result<Vec<i64>> {
-        list_client_ids(
-            &self.api,
-            self.company_id,
-            self.config.clients_page_size,
-            ctx,
-            Some(&self.hints),
-        )
-        .await
-    }
-
-    /// The target of a full sync: `Target::KeyList` of every client id.
-    pub async fn target(&self, ctx: &FetchContext) -> Result<Target> {
-        Ok(Target::KeyList(self.client_ids(ctx).await?))
-    }
-
     fn start_page(&self, lo: i64) -> u32 {
         let hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
         hints.range(..=lo).next_back().map_or(1, |(_, &p)| p)
@@ -192,123 +161,196 @@ impl YclientsClients {
             .insert(first_id, page);
     }
 
-    /// Walks the id-ordered pages that may hold `wanted`.
-    async fn walk(&self, wanted: &Wanted, ctx: &FetchContext) -> Result<Vec<Value>> {
+    /// One page of a walk over the id-ordered pages that may hold `wanted`.
+    async fn walk(&self, wanted: &Wanted, at: Option<Walk>, ctx: &FetchContext) -> Result<Page> {
         let (lo, hi) = wanted.bounds();
         if lo > hi {
-            return Ok(Vec::new());
+            return Ok(Page::default());
         }
         let page_size = self.config.clients_page_size;
-        let mut page = self.start_page(lo);
-        let mut moved_forward = false;
-        let mut out = Vec::new();
-        loop {
-            let (items, total) = search_page(
-                &self.api,
-                self.company_id,
-                page_size,
-                page,
-                CLIENT_FIELDS,
-                ctx,
-            )
-            .await?;
-            let n = items.len();
-            let ids = items.iter().map(id_of).collect::<Result<Vec<_>>>()?;
-            let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-                break;
-            };
-            self.remember(first, page);
-            // Clients deleted since the listing shift pages left: step back.
-            if !moved_forward && page > 1 && first > lo {
-                page -= 1;
-                continue;
-            }
-            out.extend(
-                ids.into_iter()
-                    .zip(items)
-                    .filter(|(id, _)| wanted.contains(*id))
-                    .map(|(_, item)| item),
-            );
-            let through = u64::from(page) * u64::from(page_size);
-            let end_of_list = n < page_size as usize || total.is_some_and(|t| through >= t);
-            if last >= hi || end_of_list {
-                break;
-            }
-            page += 1;
-            moved_forward = true;
+        let at = at.unwrap_or(Walk {
+            page: self.start_page(lo),
+            forward: false,
+        });
+        let (items, total) = search_page(
+            &self.api,
+            self.company_id,
+            page_size,
+            at.page,
+            CLIENT_FIELDS,
+            ctx,
+        )
+        .await?;
+        let n = items.len();
+        let ids = items.iter().map(id_of).collect::<Result<Vec<_>>>()?;
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+            return Ok(Page::default());
+        };
+        self.remember(first, at.page);
+        // Clients deleted since the listing shift pages left: step back.
+        if !at.forward && at.page > 1 && first > lo {
+            return Ok(Page {
+                more: vec![Cursor::new(Walk {
+                    page: at.page - 1,
+                    forward: false,
+                })],
+                ..Page::default()
+            });
         }
-        Ok(out)
+        let records = ids
+            .into_iter()
+            .zip(items)
+            .filter(|(id, _)| wanted.contains(*id))
+            .map(|(_, item)| client_from_json(item))
+            .collect::<Result<Vec<_>>>()?;
+        let through = u64::from(at.page) * u64::from(page_size);
+        let end_of_list = n < page_size as usize || total.is_some_and(|t| through >= t);
+        let more = if last >= hi || end_of_list {
+            Vec::new()
+        } else {
+            vec![Cursor::new(Walk {
+                page: at.page + 1,
+                forward: true,
+            })]
+        };
+        Ok(Page {
+            records,
+            more,
+            total: None,
+        })
     }
 
-    async fn fetch_changed(&self, since: DateTime<Utc>, ctx: &FetchContext) -> Result<Vec<Value>> {
+    /// One page of the deprecated `GET /clients/{id}?changed_after=` list.
+    async fn changed(&self, since: DateTime<Utc>, page: u32, ctx: &FetchContext) -> Result<Page> {
         let count = self.config.clients_page_size.min(200);
         let after = since
             .with_timezone(&self.config.tz)
             .format("%Y-%m-%dT%H:%M:%S")
             .to_string();
-        let mut out = Vec::new();
-        for page in 1u32.. {
-            let q = vec![
-                ("changed_after", after.clone()),
-                ("page", page.to_string()),
-                ("count", count.to_string()),
-            ];
-            let envelope = self
-                .api
-                .call(
-                    ctx,
-                    &ApiRequest::get(format!("/clients/{}", self.company_id), q),
-                )
-                .await?;
-            let total = envelope.total_count();
-            let items = list_of(envelope.data, "clients list")?;
-            let n = items.len();
-            out.extend(items);
-            let through = u64::from(page) * u64::from(count);
-            if n == 0 || total.map_or(n < count as usize, |t| through >= t) {
-                break;
-            }
-        }
-        Ok(out)
+        let q = vec![
+            ("changed_after", after),
+            ("page", page.to_string()),
+            ("count", count.to_string()),
+        ];
+        let envelope = self
+            .api
+            .call(
+                ctx,
+                &ApiRequest::get(format!("/clients/{}", self.company_id), q),
+            )
+            .await?;
+        let total = envelope.total_count();
+        let items = list_of(envelope.data, "clients list")?;
+        let n = items.len();
+        let through = u64::from(page) * u64::from(count);
+        let done = n == 0 || total.map_or(n < count as usize, |t| through >= t);
+        Ok(Page {
+            records: items
+                .into_iter()
+                .map(client_from_json)
+                .collect::<Result<_>>()?,
+            more: if done {
+                Vec::new()
+            } else {
+                vec![Cursor::new(ListPage { page: page + 1 })]
+            },
+            total: None,
+        })
     }
 }
 
 #[async_trait]
 impl Source for YclientsClients {
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            stream: Self::stream_id(self.company_id),
-            limits: LIMITS,
-            supports_delta: true,
-            supports_day_counts: false,
-            requests_per_unit: 1.0 / f64::from(self.config.clients_page_size.max(1)),
+        SourceInfo::keys(
+            Self::stream_id(self.company_id),
+            self.config.clients_page_size,
+            true,
+        )
+        .with_limits(LIMITS)
+        .with_budget_key(self.api.budget_key())
+        .with_cost(FetchCost {
+            per_window: 1.0,
+            login: self.api.login_requests(),
+            keys_per_page: self.config.clients_page_size,
+            ..FetchCost::default()
+        })
+        .with_delta()
+    }
+
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
+        self.api.login(ctx).await
+    }
+
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        match &batch.span {
+            BatchSpan::KeyList(ids) => {
+                let at = cursor.map(Cursor::get::<Walk>).transpose()?;
+                self.walk(&Wanted::Set(ids.iter().copied().collect()), at, ctx)
+                    .await
+            }
+            BatchSpan::Keys(range) => {
+                let at = cursor.map(Cursor::get::<Walk>).transpose()?;
+                self.walk(&Wanted::Range(range.first, range.last), at, ctx)
+                    .await
+            }
+            BatchSpan::Changes { since, .. } => match self.config.clients_delta {
+                ClientsDelta::Rescan => {
+                    let at = cursor.map(Cursor::get::<Walk>).transpose()?;
+                    self.walk(&Wanted::All, at, ctx).await
+                }
+                ClientsDelta::DeprecatedChangedAfter => {
+                    let page = cursor.map(Cursor::get::<ListPage>).transpose()?;
+                    self.changed(*since, page.map_or(1, |p| p.page), ctx).await
+                }
+            },
+            BatchSpan::Days { .. } => Err(SyncError::invalid_input(
+                "the clients stream is cut into client ids, not days",
+            )),
         }
     }
 
-    async fn authenticate(&self, ctx: &FetchContext) -> Result<()> {
-        self.api.authenticate(ctx).await
-    }
-
-    async fn fetch(&self, batch: &Batch, ctx: &FetchContext) -> Result<Vec<Record>> {
-        let values = match &batch.span {
-            BatchSpan::KeyList(ids) => {
-                self.walk(&Wanted::Set(ids.iter().copied().collect()), ctx)
-                    .await?
+    /// Every client id, ascending: the search with `fields: ["id"]`, one
+    /// request per page; the first page lists the others. Also teaches the
+    /// source where each page starts.
+    async fn list_keys(
+        &self,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<KeyPage>> {
+        let page = cursor
+            .map(Cursor::get::<ListPage>)
+            .transpose()?
+            .map_or(1, |p| p.page);
+        let page_size = self.config.clients_page_size;
+        let (items, total) =
+            search_page(&self.api, self.company_id, page_size, page, &["id"], ctx).await?;
+        let keys = items.iter().map(id_of).collect::<Result<Vec<_>>>()?;
+        if let Some(&first) = keys.first() {
+            self.remember(first, page);
+        }
+        let more = match (page, total) {
+            (1, Some(t)) => {
+                let pages = t.div_ceil(u64::from(page_size.max(1)));
+                if pages > 100_000 {
+                    return Err(SyncError::bad_data(format!(
+                        "clients search: meta.total_count {t} is beyond any company"
+                    )));
+                }
+                (2..=pages as u32)
+                    .map(|page| Cursor::new(ListPage { page }))
+                    .collect()
             }
-            BatchSpan::Keys(range) => {
-                self.walk(&Wanted::Range(range.first, range.last), ctx)
-                    .await?
+            (_, None) if keys.len() >= page_size as usize => {
+                vec![Cursor::new(ListPage { page: page + 1 })]
             }
-            BatchSpan::Changes { since, .. } => match self.config.clients_delta {
-                ClientsDelta::Rescan => self.walk(&Wanted::All, ctx).await?,
-                ClientsDelta::DeprecatedChangedAfter => self.fetch_changed(*since, ctx).await?,
-            },
-            BatchSpan::Days { .. } => {
-                return Err(SyncError::invalid_input(
-                    "the clients stream is cut into client ids, not days",
-                ))
-            }
+            _ => Vec::new(),
         };
-        values.into_iter().map(client_from_json).collect()
+        Ok(Some(KeyPage { keys, more }))
     }
 }

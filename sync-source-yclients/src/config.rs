@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sync_core::{RetryPolicy, Secret, SyncError, Tz};
+use sync_core::{Secret, SyncError, Tz};
 use url::Url;
 
 /// The public API base.
@@ -32,19 +32,6 @@ pub mod env {
     pub const RECORDS_PAGE_SIZE: &str = "YCLIENTS_RECORDS_PAGE_SIZE";
     /// Days re-fetched at each delta run (default 3).
     pub const RECHECK_DAYS: &str = "YCLIENTS_RECHECK_DAYS";
-}
-
-/// How the records stream fetches a range of days.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordsStrategy {
-    /// `GET /records` by visit date for all clients at once: about
-    /// `records / page size` requests.
-    #[default]
-    DateWindow,
-    /// `POST /company/{id}/clients/visits/search` per client: at least one
-    /// request per client and window. Cannot see deleted records.
-    ClientHistory,
 }
 
 /// How the clients stream finds changed clients (the search has no change
@@ -93,14 +80,15 @@ pub struct YclientsConfig {
     /// Ask for deleted records too (`with_deleted=1`), so that deletions are
     /// stored as such.
     pub include_deleted: bool,
-    /// How records are fetched.
-    pub records_strategy: RecordsStrategy,
+    /// What the server's limits are counted by: every source with the same
+    /// key shares one request budget. `None`: `yclients:<API host>` (the
+    /// limits are per IP address; set a key of your own, e.g. with the
+    /// egress address, when several machines sync behind different ones).
+    pub budget_key: Option<String>,
     /// How changed clients are found.
     pub clients_delta: ClientsDelta,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
-    /// Retries of one request (5xx, timeouts, 429).
-    pub retry: RetryPolicy,
 }
 
 impl fmt::Debug for YclientsConfig {
@@ -118,7 +106,7 @@ impl fmt::Debug for YclientsConfig {
             .field("recheck_days", &self.recheck_days)
             .field("changed_after_slack", &self.changed_after_slack)
             .field("include_deleted", &self.include_deleted)
-            .field("records_strategy", &self.records_strategy)
+            .field("budget_key", &self.budget_key)
             .field("clients_delta", &self.clients_delta)
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
@@ -153,8 +141,8 @@ pub struct YclientsFileConfig {
     pub recheck_days: Option<u32>,
     /// See [`YclientsConfig::include_deleted`].
     pub include_deleted: Option<bool>,
-    /// See [`YclientsConfig::records_strategy`].
-    pub records_strategy: Option<RecordsStrategy>,
+    /// See [`YclientsConfig::budget_key`].
+    pub budget_key: Option<String>,
     /// See [`YclientsConfig::clients_delta`].
     pub clients_delta: Option<ClientsDelta>,
     /// Seconds, see [`YclientsConfig::request_timeout`].
@@ -176,7 +164,8 @@ impl fmt::Debug for YclientsFileConfig {
 
 impl YclientsConfig {
     /// A config with the defaults: public base URL, Europe/Moscow, pages of
-    /// 200, 3 re-check days, deleted records included, date windows.
+    /// 200, 3 re-check days, deleted records included, one budget per API
+    /// host.
     pub fn new(partner_token: Secret, company_ids: Vec<u64>) -> Self {
         Self {
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL is valid"),
@@ -191,10 +180,9 @@ impl YclientsConfig {
             recheck_days: 3,
             changed_after_slack: None,
             include_deleted: true,
-            records_strategy: RecordsStrategy::DateWindow,
+            budget_key: None,
             clients_delta: ClientsDelta::Rescan,
             request_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
         }
     }
 
@@ -282,8 +270,8 @@ impl YclientsConfig {
         if let Some(b) = file.include_deleted {
             config.include_deleted = b;
         }
-        if let Some(s) = file.records_strategy {
-            config.records_strategy = s;
+        if let Some(key) = file.budget_key {
+            config.budget_key = Some(key);
         }
         if let Some(d) = file.clients_delta {
             config.clients_delta = d;
@@ -337,6 +325,18 @@ impl YclientsConfig {
     /// Whether the source can log in again after a 401.
     pub fn can_login(&self) -> bool {
         self.login.is_some() && self.password.is_some()
+    }
+
+    /// The key of the request budget: [`YclientsConfig::budget_key`], or
+    /// `yclients:<API host>`.
+    pub fn budget_key(&self) -> String {
+        self.budget_key.clone().unwrap_or_else(|| {
+            let host = self.base_url.host_str().unwrap_or("unknown");
+            match self.base_url.port() {
+                Some(port) => format!("yclients:{host}:{port}"),
+                None => format!("yclients:{host}"),
+            }
+        })
     }
 }
 
@@ -461,7 +461,7 @@ mod tests {
             "user_token": "tok",
             "company_ids": [7],
             "records_page_size": 300,
-            "records_strategy": "client_history"
+            "budget_key": "yclients:office"
         }))
         .unwrap();
         assert!(!format!("{file:?}").contains("from-file"));
@@ -473,7 +473,7 @@ mod tests {
         assert_eq!(c.partner_token.expose(), "from-file");
         assert_eq!(c.company_ids, vec![7]);
         assert_eq!(c.records_page_size, 300);
-        assert_eq!(c.records_strategy, RecordsStrategy::ClientHistory);
+        assert_eq!(c.budget_key(), "yclients:office");
         let mut bad = c.clone();
         bad.clients_page_size = 201;
         assert!(bad.validate().unwrap_err().to_string().contains("200"));

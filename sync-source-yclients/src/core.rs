@@ -1,14 +1,14 @@
-//! The HTTP client shared by every YClients source: headers, the user token
-//! cache (log in once, again once on 401), the envelope, errors, retries.
+//! The HTTP client shared by every YClients source: headers, the user
+//! token, the envelope, errors. One attempt per call: retries, renewals and
+//! pacing are the core's.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
-use chrono::Utc;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sync_core::{FetchContext, RetryPolicy, Secret, SyncError};
-use tokio::sync::RwLock;
+use sync_core::{parse_retry_after, FetchContext, Secret, SyncError};
 
 use crate::config::YclientsConfig;
 use crate::error::Error;
@@ -80,23 +80,23 @@ impl Envelope {
     }
 }
 
-#[derive(Debug, Default)]
-struct TokenState {
-    token: Option<Secret>,
-    /// Bumped at every login, so that concurrent 401s log in only once.
-    generation: u64,
-}
-
 /// The YClients HTTP client: one per set of credentials, shared (in an
 /// `Arc`) by the sources of every company synced with them.
+///
+/// It speaks the protocol only: one attempt per call, a 401 reported as
+/// [`SyncError::AuthExpired`] (the core's session wrapper then calls
+/// [`YclientsApi::login`] and repeats the request once), 429 as
+/// [`SyncError::RateLimited`] with the `Retry-After` the server sent.
 #[derive(Debug)]
 pub struct YclientsApi {
     http: reqwest::Client,
     base: String,
     partner: Secret,
     login: Option<(String, Secret)>,
-    tokens: RwLock<TokenState>,
-    retry: RetryPolicy,
+    /// The user token in use: the one given in the configuration until the
+    /// server rejects it, then whatever a login gets.
+    token: Mutex<Option<Secret>>,
+    budget_key: String,
 }
 
 impl YclientsApi {
@@ -117,11 +117,8 @@ impl YclientsApi {
             base: config.base_url.as_str().trim_end_matches('/').to_string(),
             partner: config.partner_token.clone(),
             login,
-            tokens: RwLock::new(TokenState {
-                token: config.user_token.clone(),
-                generation: 0,
-            }),
-            retry: config.retry.clone(),
+            token: Mutex::new(config.user_token.clone()),
+            budget_key: config.budget_key(),
         })
     }
 
@@ -130,88 +127,36 @@ impl YclientsApi {
         self.login.is_some()
     }
 
-    /// Makes sure a user token is at hand: logs in if none was given and
-    /// none was obtained yet. Makes no request when a token is known.
-    pub async fn authenticate(&self, ctx: &FetchContext) -> sync_core::Result<()> {
-        let seen = {
-            let t = self.tokens.read().await;
-            if t.token.is_some() {
-                return Ok(());
-            }
-            t.generation
-        };
-        self.retry.retry(ctx, || self.relogin(ctx, seen)).await
+    /// What the server's limits are counted by.
+    pub fn budget_key(&self) -> &str {
+        &self.budget_key
     }
 
-    /// Sends `request` with the partner and user tokens, retrying temporary
-    /// failures and 429 as the retry policy says, and logging in again once
-    /// on 401 when login and password are known.
-    pub(crate) async fn call(
-        &self,
-        ctx: &FetchContext,
-        request: &ApiRequest,
-    ) -> sync_core::Result<Envelope> {
-        self.retry.retry(ctx, || self.call_once(ctx, request)).await
+    /// Requests one login makes: one `POST /auth` when login and password
+    /// are set, none with a user token alone.
+    pub fn login_requests(&self) -> u32 {
+        u32::from(self.login.is_some())
     }
 
-    async fn call_once(
-        &self,
-        ctx: &FetchContext,
-        request: &ApiRequest,
-    ) -> sync_core::Result<Envelope> {
-        let (token, generation) = self.current_token(ctx).await?;
-        match self.send(ctx, request, Some(&token)).await {
-            Err(Error::Unauthorized { what, message }) if self.can_login() => {
-                tracing::info!(request = %what, "user token rejected; logging in again");
-                self.relogin(ctx, generation).await?;
-                let (token, _) = self.current_token(ctx).await?;
-                match self.send(ctx, request, Some(&token)).await {
-                    Err(Error::Unauthorized { what, message: again }) => Err(SyncError::Unauthenticated {
-                        message: format!(
-                            "{what}: 401 again right after logging in again ({again}; first: {message})"
-                        ),
-                    }),
-                    other => other.map_err(SyncError::from),
-                }
-            }
-            Err(Error::Unauthorized { what, message }) => Err(SyncError::Unauthenticated {
-                message: format!(
-                    "{what}: the user token was rejected ({message}); set {} and {} to let the sync log in",
-                    crate::config::env::LOGIN,
-                    crate::config::env::PASSWORD
-                ),
-            }),
-            other => other.map_err(SyncError::from),
-        }
+    fn token(&self) -> std::sync::MutexGuard<'_, Option<Secret>> {
+        self.token.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn current_token(&self, ctx: &FetchContext) -> sync_core::Result<(Secret, u64)> {
-        {
-            let t = self.tokens.read().await;
-            if let Some(token) = &t.token {
-                return Ok((token.clone(), t.generation));
-            }
-        }
-        let seen = self.tokens.read().await.generation;
-        self.relogin(ctx, seen).await?;
-        let t = self.tokens.read().await;
-        match &t.token {
-            Some(token) => Ok((token.clone(), t.generation)),
-            None => Err(SyncError::Unauthenticated {
-                message: "no user token: the login did not give one".into(),
-            }),
-        }
-    }
-
-    /// Logs in unless another task did since generation `seen`.
-    async fn relogin(&self, ctx: &FetchContext, seen: u64) -> sync_core::Result<()> {
-        let mut t = self.tokens.write().await;
-        if t.generation != seen && t.token.is_some() {
+    /// Makes sure a user token is at hand: nothing to do while one is
+    /// (given, or from an earlier login); else `POST /auth` when login and
+    /// password are set, or [`SyncError::Unauthenticated`] naming what to
+    /// set.
+    pub async fn login(&self, ctx: &FetchContext) -> sync_core::Result<()> {
+        if self.token().is_some() {
             return Ok(());
         }
         let Some((login, password)) = &self.login else {
             return Err(SyncError::Unauthenticated {
-                message: "no user token and no login/password to get one".into(),
+                message: format!(
+                    "the user token was rejected; set {} and {} to let the sync log in",
+                    crate::config::env::LOGIN,
+                    crate::config::env::PASSWORD
+                ),
             });
         };
         let request = ApiRequest::post(
@@ -236,10 +181,34 @@ impl YclientsApi {
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| SyncError::bad_data("POST /auth: the answer has no data.user_token"))?;
-        t.token = Some(Secret::new(token));
-        t.generation += 1;
-        tracing::debug!(generation = t.generation, "logged in to YClients");
+        *self.token() = Some(Secret::new(token));
+        tracing::debug!("logged in to YClients");
         Ok(())
+    }
+
+    /// Sends `request` once with the partner and user tokens. A 401 forgets
+    /// the token and is [`SyncError::AuthExpired`].
+    pub(crate) async fn call(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+    ) -> sync_core::Result<Envelope> {
+        let token = self.token().clone().ok_or_else(|| SyncError::AuthExpired {
+            message: "no user token yet".into(),
+        })?;
+        match self.send(ctx, request, Some(&token)).await {
+            Err(Error::Unauthorized { what, message }) => {
+                let mut current = self.token();
+                // Another request may have logged in since this one left.
+                if current.as_ref() == Some(&token) {
+                    *current = None;
+                }
+                Err(SyncError::AuthExpired {
+                    message: format!("{what}: 401 unauthorized: {message}"),
+                })
+            }
+            other => other.map_err(SyncError::from),
+        }
     }
 
     fn headers(&self, user: Option<&Secret>) -> Result<HeaderMap, String> {
@@ -295,7 +264,7 @@ impl YclientsApi {
             what: what.clone(),
             source,
         })?;
-        ctx.acquire().await.map_err(|_| Error::Cancelled)?;
+        ctx.request().await.map_err(Error::Budget)?;
         let resp = self
             .http
             .execute(req)
@@ -310,15 +279,14 @@ impl YclientsApi {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let body = resp.bytes().await.map_err(|source| Error::Transport {
             what: what.clone(),
             timeout: source.is_timeout(),
             source,
         })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
-            ctx.rate_limited(retry_after);
-            tracing::warn!(request = %what, ?retry_after, "429 from YClients; slowing down");
+            tracing::debug!(request = %what, ?retry_after, "429 from YClients");
             return Err(Error::RateLimited { retry_after });
         }
         if status.is_success() {
@@ -347,20 +315,6 @@ impl YclientsApi {
             },
         })
     }
-}
-
-/// Seconds (the usual form) or an HTTP date.
-pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    Some(
-        (at.with_timezone(&Utc) - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 /// `meta.message` plus `meta.errors`, or the start of a non-JSON body.
@@ -447,21 +401,6 @@ fn parse_envelope(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            parse_retry_after(" 1.5 "),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-    }
 
     #[test]
     fn envelope_errors_are_classified() {

@@ -5,7 +5,7 @@
 //! | 5xx, 408, timeout, connection failure | `Retryable`        |
 //! | body cut short (JSON ends early, or the connection dropped mid-body) | `Retryable` |
 //! | 429                                   | `RateLimited`      |
-//! | 401 (after the one re-login)          | `Unauthenticated`  |
+//! | 401                                   | `AuthExpired` (the core logs in again once) |
 //! | 402 (licence), 403 (no access)        | `Unauthenticated`  |
 //! | 400, 422, other 4xx, 404 on a list    | `BadData`          |
 //! | malformed JSON (not merely cut short), `success: false`, a record without id or day | `BadData` |
@@ -77,8 +77,10 @@ pub(crate) enum Error {
     #[error("{what}: unexpected answer: {message}")]
     Unexpected { what: String, message: String },
 
-    #[error("cancelled")]
-    Cancelled,
+    /// No permission to send: the run was cancelled or the budget could not
+    /// be read.
+    #[error("{0}")]
+    Budget(SyncError),
 }
 
 impl From<Error> for SyncError {
@@ -105,7 +107,7 @@ impl From<Error> for SyncError {
                 SyncError::Unauthenticated { message }
             }
             Error::RateLimited { retry_after } => SyncError::RateLimited { retry_after },
-            Error::Cancelled => SyncError::Cancelled,
+            Error::Budget(e) => e,
         }
     }
 }

@@ -7,29 +7,33 @@
 //!   login/password (from the environment, names in [`config::env`], or a
 //!   config file), paging and delta settings. `Debug` hides the secrets.
 //! - [`YclientsApi`]: the HTTP client shared by every source using the same
-//!   credentials (headers, user-token cache, one re-login on 401, retries,
-//!   429 reported to the shared limiter).
+//!   credentials (headers, the user token, the envelope, errors). It makes
+//!   one attempt per request and classifies what went wrong; retries,
+//!   logging in again after a 401 and pacing are sync-core's wrappers.
 //! - [`YclientsRecords`]: stream `yclients:<company>/records`, local days.
 //! - [`YclientsClients`]: stream `yclients:<company>/clients`, client ids.
 //!
 //! ## Several companies
 //! The documented limits (200 requests a minute, 5 a second) are per IP
-//! address: every company synced from one machine shares them. Build one
-//! [`YclientsApi`] and one `Arc<RateLimiter>` (from [`LIMITS`] scaled by the
-//! chosen preset), then one source pair per company with
-//! [`sources_for_companies`], and give every engine the same limiter.
+//! address: every company synced from one machine shares them. Build the
+//! sources of every company with [`sources_for_companies`] (they share one
+//! [`YclientsApi`] and one session), and give every engine the same budget
+//! (a shared one from the store, or one `RateLimiter` from [`LIMITS`]
+//! scaled by the chosen preset) and the same session.
 //!
 //! ```no_run
 //! # async fn demo() -> sync_core::Result<()> {
 //! use std::sync::Arc;
-//! use sync_core::{plan::Preset, RateLimiter};
+//! use sync_core::{plan::Preset, Engine, MemoryStore, RateLimiter};
 //! use sync_source_yclients::{sources_for_companies, YclientsConfig, LIMITS};
 //!
 //! let config = YclientsConfig::from_env()?;
-//! let limiter = Arc::new(RateLimiter::new(LIMITS.scaled(Preset::Balanced.settings().utilization)));
+//! let budget = Arc::new(RateLimiter::new(LIMITS.scaled(Preset::Balanced.settings().utilization)));
+//! let store = Arc::new(MemoryStore::new());
 //! for company in sources_for_companies(&config)? {
-//!     // Engine::new(company.records.clone(), store, checkpoints, limiter.clone()) ...
-//!     let _ = (&company.records, &company.clients, &limiter);
+//!     let engine = Engine::new(company.records.clone(), store.clone(), store.clone(), budget.clone())
+//!         .with_session(company.session.clone());
+//!     let _ = engine;
 //! }
 //! # Ok(()) }
 //! ```
@@ -44,11 +48,11 @@ pub mod records;
 use std::sync::Arc;
 
 pub use crate::clients::YclientsClients;
-pub use crate::config::{ClientsDelta, RecordsStrategy, YclientsConfig, YclientsFileConfig};
+pub use crate::config::{ClientsDelta, YclientsConfig, YclientsFileConfig};
 pub use crate::core::{YclientsApi, ACCEPT_V2};
-pub use crate::records::{Probe, YclientsRecords};
+pub use crate::records::YclientsRecords;
 
-use sync_core::RateLimits;
+use sync_core::{RateLimits, SessionCache};
 
 /// The documented limits: 5 requests a second and 200 a minute, per IP.
 pub const LIMITS: RateLimits = RateLimits {
@@ -57,11 +61,14 @@ pub const LIMITS: RateLimits = RateLimits {
     min_spacing: None,
 };
 
-/// The two sources of one company.
+/// The sources of one company.
 #[derive(Clone, Debug)]
 pub struct CompanySources {
     /// The company id.
     pub company_id: u64,
+    /// The session of the credentials, shared by every company's sources:
+    /// give it to each engine (`Engine::with_session`).
+    pub session: Arc<SessionCache>,
     /// Its records (appointments), by local day.
     pub records: Arc<YclientsRecords>,
     /// Its clients, by id.
@@ -69,15 +76,17 @@ pub struct CompanySources {
 }
 
 /// One records source and one clients source per company of `config`, all
-/// sharing one [`YclientsApi`] (one user token, one login).
+/// sharing one [`YclientsApi`] (one user token) and one session (one login).
 pub fn sources_for_companies(config: &YclientsConfig) -> sync_core::Result<Vec<CompanySources>> {
     let api = Arc::new(YclientsApi::new(config)?);
+    let session = Arc::new(SessionCache::new());
     let config = Arc::new(config.clone());
     Ok(config
         .company_ids
         .iter()
         .map(|&company_id| CompanySources {
             company_id,
+            session: session.clone(),
             records: Arc::new(YclientsRecords::new(
                 api.clone(),
                 config.clone(),

@@ -1,69 +1,102 @@
 //! The records (appointments) stream: `yclients:<company>/records`, one unit
 //! per local visit day.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Offset, TimeZone, Utc};
-use serde_json::{json, Value};
-use sync_core::plan::{compare_strategies, Preset, Strategy, StrategyComparison, Workload};
+use chrono::{DateTime, Duration as ChronoDuration, Offset, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sync_core::{
-    Batch, BatchSpan, DayRange, FetchContext, RateLimits, Record, Result, Source, SourceInfo,
-    StreamId, SyncError,
+    Batch, BatchSpan, Cursor, DayCounts, DayRange, FetchContext, FetchCost, Page, Probe, Record,
+    Result, Source, SourceInfo, StreamId, SyncError, Unit, Windows,
 };
-use tokio::sync::Mutex;
 
-use crate::clients::list_client_ids;
-use crate::config::{RecordsStrategy, YclientsConfig};
+use crate::config::YclientsConfig;
 use crate::core::{ApiRequest, YclientsApi};
-use crate::model::{record_from_json, ApiRecord};
+use crate::model::record_from_json;
 use crate::LIMITS;
 
-/// Visits a page of the visit-history search holds (documented).
-pub const VISITS_PAGE_SIZE: u64 = 25;
-// A guard against a server that never stops paging.
-const MAX_PAGES: u32 = 1_000_000;
+/// Most pages one window or change list may have: a `total_count` beyond
+/// this is a server that does not page as documented.
+const MAX_PAGES: u64 = 10_000;
+/// Most pages a window is planned to fill (a window holding more is still
+/// paged to its end).
+const WINDOW_PAGES: u32 = 5;
 
-/// What a cheap probe learned about a company: totals the planner prices
-/// the strategies with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    /// Clients of the company (`meta.total_count` of the search).
-    pub clients: u64,
-    /// Records in the probed range.
-    pub records: u64,
+/// Which list a request of a batch pages through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum List {
+    /// The records of the batch's days.
+    Window,
+    /// The records changed since the batch's start (delta).
+    Changes,
+    /// The last days again (delta).
+    Recheck,
 }
 
-/// Records of one company, by local visit day (`Target::Days`).
+/// One request of a batch: a page of a list, and the list's total count as
+/// its first page gave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct At {
+    list: List,
+    page: u64,
+    total: Option<u64>,
+}
+
+impl At {
+    fn first(list: List) -> Self {
+        Self {
+            list,
+            page: 1,
+            total: None,
+        }
+    }
+
+    /// A later page whose list no longer holds what the first page said:
+    /// records were added or removed while the pages were fetched, so some
+    /// may have moved between pages unseen. The batch fails and is fetched
+    /// again by the next run.
+    fn check(&self, total: Option<u64>) -> Result<()> {
+        match (self.total, total) {
+            (Some(first), Some(now)) if first != now => Err(SyncError::bad_data(format!(
+                "records: the list changed while it was paged (meta.total_count {first} on page 1, {now} on page {}); the batch is fetched again next run",
+                self.page
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Records of one company, by local visit day.
 ///
-/// - Full sync of a day batch: `GET /records/{company}?start_date&end_date
-///   &page&count[&with_deleted=1]`, paged until `meta.total_count`; or, with
-///   [`RecordsStrategy::ClientHistory`], the visit history of every client.
+/// - A batch of days: `GET /records/{company}?start_date&end_date&page&count
+///   [&with_deleted=1]`. The first page's `meta.total_count` tells how many
+///   pages follow; they are asked for all at once (the engine fetches them
+///   in parallel).
 /// - Delta (`BatchSpan::Changes`): `changed_after` (read as local time of
 ///   the company, minus a slack for the undocumented zone) with
 ///   `with_deleted=1`, plus the last `recheck_days` local days again.
-/// - `day_counts`: the records endpoint over the range, deleted ones left out.
+/// - The probe: `total_count` of the range with `count=1` (one request).
+/// - Day counts: the records of the range page by page, deleted ones left
+///   out.
 #[derive(Debug)]
 pub struct YclientsRecords {
     api: Arc<YclientsApi>,
     company_id: u64,
     config: Arc<YclientsConfig>,
-    strategy: RwLock<RecordsStrategy>,
-    client_ids: Mutex<Option<Arc<Vec<i64>>>>,
 }
 
 impl YclientsRecords {
     /// The records source of `company_id`, using `api` (shared by every
     /// company synced with the same credentials).
     pub fn new(api: Arc<YclientsApi>, config: Arc<YclientsConfig>, company_id: u64) -> Self {
-        let strategy = RwLock::new(config.records_strategy);
         Self {
             api,
             company_id,
             config,
-            strategy,
-            client_ids: Mutex::new(None),
         }
     }
 
@@ -77,257 +110,92 @@ impl YclientsRecords {
         self.company_id
     }
 
-    /// The strategy used for day batches.
-    pub fn strategy(&self) -> RecordsStrategy {
-        *self.strategy.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sets the strategy used for day batches.
-    pub fn set_strategy(&self, strategy: RecordsStrategy) {
-        *self.strategy.write().unwrap_or_else(|e| e.into_inner()) = strategy;
-    }
-
-    /// Two cheap requests: the number of clients, and of records in `range`.
-    pub async fn probe(&self, range: DayRange, ctx: &FetchContext) -> Result<Probe> {
-        let clients = self
-            .api
-            .call(
-                ctx,
-                &ApiRequest::post(
-                    format!("/company/{}/clients/search", self.company_id),
-                    json!({"page": 1, "page_size": 1, "fields": ["id"], "order_by": "id", "order_by_direction": "asc", "filters": []}),
-                ),
-            )
-            .await?
-            .total_count()
-            .ok_or_else(|| SyncError::bad_data("clients search: no meta.total_count"))?;
-        let mut q = self.window_query(range);
-        q.push(("page", "1".into()));
-        q.push(("count", "1".into()));
-        let records = self
-            .api
-            .call(ctx, &ApiRequest::get(self.records_path(), q))
-            .await?
-            .total_count()
-            .ok_or_else(|| SyncError::bad_data("records: no meta.total_count"))?;
-        Ok(Probe { clients, records })
-    }
-
-    /// Prices both strategies for `range_days` days cut into batches of
-    /// `batch_days`, at `preset` of `limits`.
-    pub fn price(
-        &self,
-        probe: &Probe,
-        range_days: u64,
-        batch_days: u32,
-        limits: &RateLimits,
-        preset: &Preset,
-    ) -> Result<StrategyComparison> {
-        let windows = range_days.max(1).div_ceil(u64::from(batch_days.max(1)));
-        let by_window = Strategy::new(
-            "records by date window",
-            Workload::Paged {
-                records: probe.records,
-                page_size: self.config.records_page_size,
-                windows,
-            },
-        );
-        // Per client and window: at least one request, one more per 25
-        // visits; plus the id listing, shared by all.
-        let clients = probe.clients.max(1) as f64;
-        let per_window = probe.records as f64 / clients / windows as f64;
-        let pages = (per_window / VISITS_PAGE_SIZE as f64).ceil().max(1.0);
-        let per_client = windows as f64 * pages + 1.0 / f64::from(self.config.clients_page_size);
-        let history = Strategy::new(
-            "visit history per client",
-            Workload::PerItem {
-                items: probe.clients.max(1),
-                requests_per_item: per_client,
-            },
-        );
-        compare_strategies(limits, preset, &[by_window, history])
-    }
-
-    /// Probes the company, prices both strategies, and uses the cheapest
-    /// from now on. With no client, records by date window.
-    pub async fn choose_strategy(
-        &self,
-        range: DayRange,
-        batch_days: u32,
-        preset: &Preset,
-        ctx: &FetchContext,
-    ) -> Result<(RecordsStrategy, StrategyComparison)> {
-        let probe = self.probe(range, ctx).await?;
-        let comparison = self.price(&probe, range.len(), batch_days, &LIMITS, preset)?;
-        let chosen = if probe.clients == 0 || comparison.cheapest_index == 0 {
-            RecordsStrategy::DateWindow
-        } else {
-            RecordsStrategy::ClientHistory
-        };
-        tracing::info!(
-            company = self.company_id,
-            clients = probe.clients,
-            records = probe.records,
-            strategy = ?chosen,
-            "records strategy chosen"
-        );
-        self.set_strategy(chosen);
-        Ok((chosen, comparison))
-    }
-
-    fn records_path(&self) -> String {
+    fn path(&self) -> String {
         format!("/records/{}", self.company_id)
     }
 
-    fn window_query(&self, range: DayRange) -> Vec<(&'static str, String)> {
+    fn window_query(&self, range: DayRange, deleted: bool) -> Vec<(&'static str, String)> {
         let mut q = vec![
             ("start_date", range.first.format("%Y-%m-%d").to_string()),
             ("end_date", range.last.format("%Y-%m-%d").to_string()),
         ];
+        if deleted && self.config.include_deleted {
+            q.push(("with_deleted", "1".into()));
+        }
+        q
+    }
+
+    fn changes_query(&self, since: DateTime<Utc>) -> Vec<(&'static str, String)> {
+        let mut q = vec![("changed_after", self.changed_after_param(since))];
         if self.config.include_deleted {
             q.push(("with_deleted", "1".into()));
         }
         q
     }
 
-    /// Pages `GET /records` with `query` until `meta.total_count` is reached.
-    async fn page_records(
+    /// The last `recheck_days` local days before `until`.
+    fn recheck_range(&self, until: DateTime<Utc>) -> Option<DayRange> {
+        if self.config.recheck_days == 0 {
+            return None;
+        }
+        let today = until.with_timezone(&self.config.tz).date_naive();
+        let first = today - ChronoDuration::days(i64::from(self.config.recheck_days) - 1);
+        DayRange::new(first, today)
+    }
+
+    /// One page of `GET /records` with `query`: its items and the total.
+    async fn page(
         &self,
         ctx: &FetchContext,
-        query: Vec<(&'static str, String)>,
-    ) -> Result<Vec<Value>> {
-        let count = self.config.records_page_size;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut page: u32 = 1;
-        loop {
-            let mut q = query.clone();
-            q.push(("page", page.to_string()));
-            q.push(("count", count.to_string()));
-            let envelope = self
-                .api
-                .call(ctx, &ApiRequest::get(self.records_path(), q))
-                .await?;
-            let total = envelope.total_count();
-            let items = list_of(envelope.data, "records")?;
-            let n = items.len();
-            let before = out.len();
-            for item in items {
-                // A record that moved to a later page while we paged is kept once.
-                let first_time = item.get("id").is_none_or(|id| seen.insert(id.to_string()));
-                if first_time {
-                    out.push(item);
-                }
-            }
-            // A page of nothing new means the server's paging does not
-            // advance: stop instead of asking for the same page forever.
-            if n > 0 && out.len() == before {
-                return Err(SyncError::bad_data(format!(
-                    "records: page {page} repeats only records already seen; the server's paging does not advance"
-                )));
-            }
-            let through = u64::from(page) * u64::from(count);
-            let done = match total {
-                Some(t) => through >= t || n == 0,
-                None => n < count as usize,
-            };
-            if done {
-                return Ok(out);
-            }
-            page += 1;
-            if page > MAX_PAGES {
-                return Err(SyncError::bad_data(
-                    "records: the server keeps answering more pages",
-                ));
-            }
-        }
+        query: &[(&'static str, String)],
+        page: u64,
+        count: u32,
+    ) -> Result<(Vec<Value>, Option<u64>)> {
+        let mut q = query.to_vec();
+        q.push(("page", page.to_string()));
+        q.push(("count", count.to_string()));
+        let envelope = self.api.call(ctx, &ApiRequest::get(self.path(), q)).await?;
+        let total = envelope.total_count();
+        Ok((list_of(envelope.data, "records")?, total))
     }
 
-    async fn fetch_window(&self, range: DayRange, ctx: &FetchContext) -> Result<Vec<Value>> {
-        self.page_records(ctx, self.window_query(range)).await
-    }
-
-    async fn fetch_history(&self, range: DayRange, ctx: &FetchContext) -> Result<Vec<Value>> {
-        let ids = self.cached_client_ids(ctx).await?;
-        let (first, last) = (
-            range.first.format("%Y-%m-%d").to_string(),
-            range.last.format("%Y-%m-%d").to_string(),
-        );
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for &client in ids.iter() {
-            let mut from = Value::String(first.clone());
-            let mut to = Value::String(last.clone());
-            for _ in 0..MAX_PAGES {
-                let body = json!({
-                    "client_id": client, "client_phone": null, "from": from, "to": to,
-                    "payment_statuses": [], "attendance": null,
-                });
-                let envelope = self
-                    .api
-                    .call(
-                        ctx,
-                        &ApiRequest::post(
-                            format!("/company/{}/clients/visits/search", self.company_id),
-                            body,
-                        ),
-                    )
-                    .await?;
-                let items = match envelope.data {
-                    Value::Object(mut m) => {
-                        list_of(m.remove("records").unwrap_or(Value::Null), "visit history")?
-                    }
-                    other => list_of(other, "visit history")?,
-                };
-                for item in items {
-                    let in_range = serde_json::from_value::<ApiRecord>(item.clone())
-                        .ok()
-                        .and_then(|r| r.local_day(self.config.tz))
-                        .is_some_and(|d| range.contains(d));
-                    let id = item.get("id").map(Value::to_string).unwrap_or_default();
-                    if in_range && seen.insert(id) {
-                        out.push(item);
-                    }
-                }
-                let cursor = envelope
-                    .meta
-                    .get("dateCursor")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                let Some(next_to) = cursor.get("to").filter(|v| !v.is_null()).cloned() else {
-                    break;
-                };
-                if next_to == to {
-                    return Err(SyncError::bad_data(
-                        "visit history: the date cursor does not move",
-                    ));
-                }
-                if let Some(f) = cursor.get("from").filter(|v| !v.is_null()) {
-                    from = f.clone();
-                }
-                to = next_to;
-            }
+    /// The further pages after page `page` of a list holding `total` items
+    /// (or, without a total, the next page when this one was full).
+    fn more_pages(
+        &self,
+        list: List,
+        page: u64,
+        total: Option<u64>,
+        got: usize,
+    ) -> Result<Vec<Cursor>> {
+        let count = u64::from(self.config.records_page_size);
+        let pages = match total {
+            Some(t) => t.div_ceil(count),
+            None if got as u64 >= count => page + 1,
+            None => page,
+        };
+        if pages > MAX_PAGES {
+            return Err(SyncError::bad_data(format!(
+                "records: meta.total_count {} means {pages} pages of {count}, more than {MAX_PAGES}; the server does not page as documented",
+                total.unwrap_or(0)
+            )));
         }
-        Ok(out)
-    }
-
-    async fn cached_client_ids(&self, ctx: &FetchContext) -> Result<Arc<Vec<i64>>> {
-        let mut cache = self.client_ids.lock().await;
-        if let Some(ids) = cache.as_ref() {
-            return Ok(ids.clone());
+        if page != 1 {
+            // Pages after the first are listed by the first (with a total)
+            // or chained one by one (without).
+            return Ok(if total.is_none() && pages > page {
+                vec![Cursor::new(At {
+                    list,
+                    page: page + 1,
+                    total,
+                })]
+            } else {
+                Vec::new()
+            });
         }
-        let ids = Arc::new(
-            list_client_ids(
-                &self.api,
-                self.company_id,
-                self.config.clients_page_size,
-                ctx,
-                None,
-            )
-            .await?,
-        );
-        *cache = Some(ids.clone());
-        Ok(ids)
+        Ok((2..=pages)
+            .map(|page| Cursor::new(At { list, page, total }))
+            .collect())
     }
 
     /// The `changed_after` value for changes since `since`: company-local
@@ -350,42 +218,11 @@ impl YclientsRecords {
             .to_string()
     }
 
-    async fn fetch_changes(
-        &self,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        ctx: &FetchContext,
-    ) -> Result<Vec<Value>> {
-        let mut q = vec![("changed_after", self.changed_after_param(since))];
-        if self.config.include_deleted {
-            q.push(("with_deleted", "1".into()));
-        }
-        let mut values = self.page_records(ctx, q).await?;
-        if self.config.recheck_days > 0 {
-            let today = until.with_timezone(&self.config.tz).date_naive();
-            let first = today - ChronoDuration::days(i64::from(self.config.recheck_days) - 1);
-            if let Some(range) = DayRange::new(first, today) {
-                values.extend(self.fetch_window(range, ctx).await?);
-            }
-        }
-        Ok(values)
-    }
-
-    fn to_records(&self, values: Vec<Value>) -> Result<Vec<Record>> {
-        // The last copy of a record wins (the re-check window is fetched last).
-        let mut by_id: HashMap<String, usize> = HashMap::new();
-        let mut out: Vec<Record> = Vec::with_capacity(values.len());
-        for v in values {
-            let r = record_from_json(v, self.config.tz)?;
-            match by_id.get(&r.external_id) {
-                Some(&i) => out[i] = r,
-                None => {
-                    by_id.insert(r.external_id.clone(), out.len());
-                    out.push(r);
-                }
-            }
-        }
-        Ok(out)
+    fn records(&self, values: Vec<Value>) -> Result<Vec<Record>> {
+        values
+            .into_iter()
+            .map(|v| record_from_json(v, self.config.tz))
+            .collect()
     }
 }
 
@@ -408,62 +245,117 @@ pub(crate) fn list_of(data: Value, what: &str) -> Result<Vec<Value>> {
 #[async_trait]
 impl Source for YclientsRecords {
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            stream: Self::stream_id(self.company_id),
-            limits: LIMITS,
-            supports_delta: true,
-            supports_day_counts: true,
-            // About 27 records a day at 200 a page.
-            requests_per_unit: 0.15,
+        SourceInfo::days(
+            Self::stream_id(self.company_id),
+            self.config.tz,
+            Windows::ByDensity {
+                page_size: self.config.records_page_size,
+                max_pages: WINDOW_PAGES,
+            },
+        )
+        .with_limits(LIMITS)
+        .with_budget_key(self.api.budget_key())
+        .with_cost(FetchCost {
+            login: self.api.login_requests(),
+            ..FetchCost::default()
+        })
+        .with_delta()
+        .with_probe()
+        .with_day_counts()
+    }
+
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
+        self.api.login(ctx).await
+    }
+
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        let count = self.config.records_page_size;
+        match &batch.span {
+            BatchSpan::Days { range, .. } => {
+                let at = match cursor {
+                    Some(c) => c.get::<At>()?,
+                    None => At::first(List::Window),
+                };
+                let query = self.window_query(*range, true);
+                let (items, total) = self.page(ctx, &query, at.page, count).await?;
+                at.check(total)?;
+                let more = self.more_pages(List::Window, at.page, total, items.len())?;
+                Ok(Page {
+                    records: self.records(items)?,
+                    more,
+                    total: if at.page == 1 { total } else { None },
+                })
+            }
+            BatchSpan::Changes { since, until } => {
+                let at = match cursor {
+                    Some(c) => c.get::<At>()?,
+                    None => At::first(List::Changes),
+                };
+                let recheck = self.recheck_range(*until);
+                let query = match (at.list, recheck) {
+                    (List::Recheck, Some(range)) => self.window_query(range, true),
+                    _ => self.changes_query(*since),
+                };
+                let (items, total) = self.page(ctx, &query, at.page, count).await?;
+                at.check(total)?;
+                let mut more = self.more_pages(at.list, at.page, total, items.len())?;
+                if at.list == List::Changes && at.page == 1 && recheck.is_some() {
+                    more.push(Cursor::new(At::first(List::Recheck)));
+                }
+                Ok(Page {
+                    records: self.records(items)?,
+                    more,
+                    total: None,
+                })
+            }
+            other => Err(SyncError::invalid_input(format!(
+                "the records stream is cut into days, not {other}"
+            ))),
         }
     }
 
-    async fn authenticate(&self, ctx: &FetchContext) -> Result<()> {
-        self.api.authenticate(ctx).await
-    }
-
-    async fn fetch(&self, batch: &Batch, ctx: &FetchContext) -> Result<Vec<Record>> {
-        let values = match &batch.span {
-            BatchSpan::Days { range, tz } => {
-                if *tz != self.config.tz {
-                    return Err(SyncError::invalid_input(format!(
-                        "the target's time zone {tz} is not the company's ({})",
-                        self.config.tz
-                    )));
-                }
-                match self.strategy() {
-                    RecordsStrategy::DateWindow => self.fetch_window(*range, ctx).await?,
-                    RecordsStrategy::ClientHistory => self.fetch_history(*range, ctx).await?,
-                }
-            }
-            BatchSpan::Changes { since, until } => self.fetch_changes(*since, *until, ctx).await?,
-            other => {
-                return Err(SyncError::invalid_input(format!(
-                    "the records stream is cut into days, not {other}"
-                )))
-            }
-        };
-        self.to_records(values)
+    async fn probe(&self, range: DayRange, ctx: &FetchContext) -> Result<Option<Probe>> {
+        let (_, total) = self
+            .page(ctx, &self.window_query(range, true), 1, 1)
+            .await?;
+        let items = total
+            .ok_or_else(|| SyncError::bad_data("records: the answer has no meta.total_count"))?;
+        Ok(Some(Probe {
+            items,
+            days: u64::try_from(range.len()).unwrap_or(u64::MAX),
+        }))
     }
 
     async fn day_counts(
         &self,
         range: DayRange,
+        cursor: Option<&Cursor>,
         ctx: &FetchContext,
-    ) -> Result<Option<BTreeMap<NaiveDate, u64>>> {
-        let q = vec![
-            ("start_date", range.first.format("%Y-%m-%d").to_string()),
-            ("end_date", range.last.format("%Y-%m-%d").to_string()),
-        ];
+    ) -> Result<Option<DayCounts>> {
+        let at = match cursor {
+            Some(c) => c.get::<At>()?,
+            None => At::first(List::Window),
+        };
+        let page = at.page;
+        let count = self.config.records_page_size;
+        let (items, total) = self
+            .page(ctx, &self.window_query(range, false), page, count)
+            .await?;
+        at.check(total)?;
+        let more = self.more_pages(List::Window, page, total, items.len())?;
         let mut counts = BTreeMap::new();
-        for v in self.page_records(ctx, q).await? {
-            let r = record_from_json(v, self.config.tz)?;
-            if let (false, sync_core::Unit::Day(day)) = (r.deleted, r.unit) {
+        for r in self.records(items)? {
+            if let (false, Unit::Day(day)) = (r.deleted, r.unit) {
                 if range.contains(day) {
                     *counts.entry(day).or_insert(0) += 1;
                 }
             }
         }
-        Ok(Some(counts))
+        Ok(Some(DayCounts { counts, more }))
     }
 }

@@ -22,7 +22,7 @@ use crate::limit::budget::Budget;
 use crate::plan::job::{Expected, JobPlan, Known, Scope, Work};
 use crate::plan::pricing::{plan as price, Preset, Workload};
 use crate::plan::target::{Batch, Target};
-use crate::source::api::{Cursor, Page, Source, SourceExt, SourceInfo, Units, Windows};
+use crate::source::api::{Cursor, Page, Probe, Source, SourceExt, SourceInfo, Units, Windows};
 use crate::source::context::{watched, FetchContext, RunMeter, WaitNotice, Waiting};
 use crate::source::paced::Paced;
 use crate::source::retry::{RetryPolicy, Retrying};
@@ -103,6 +103,17 @@ impl Engine {
     /// login, a count probe, a key listing): those requests are in
     /// [`JobPlan::requests_to_plan`].
     pub async fn plan(&self, target: &Target, options: &SyncOptions) -> Result<JobPlan> {
+        self.plan_with(target, options, None).await
+    }
+
+    /// Like [`Engine::plan`], with `count` (items over some days, e.g.
+    /// records a person knows of) in place of asking the source for one.
+    pub async fn plan_with(
+        &self,
+        target: &Target,
+        options: &SyncOptions,
+        count: Option<Probe>,
+    ) -> Result<JobPlan> {
         let info = self.source.info();
         check_target(&info, target, options.mode)?;
         let ctx = self.context(
@@ -114,7 +125,7 @@ impl Engine {
         let stack = self.stack(&options.retry);
         let mut mode = options.mode;
         let prepared = self
-            .prepare(&stack, &info, target, options, &ctx, &mut mode, true)
+            .prepare(&stack, &info, target, options, &ctx, &mut mode, Some(count))
             .await?;
         let expected = prepared.work.expected();
         let made = ctx.meter().requests();
@@ -242,6 +253,8 @@ impl Engine {
 
     /// Reads what decides the work (coverage, check times, the last run),
     /// asks the source what it must (its keys, a count), and cuts the work.
+    /// `plan` is `Some` for a plan (with a count given, or `None` to ask
+    /// the source for one even where the run would not need it).
     #[allow(clippy::too_many_arguments)]
     async fn prepare(
         &self,
@@ -251,8 +264,9 @@ impl Engine {
         options: &SyncOptions,
         ctx: &FetchContext,
         mode: &mut SyncMode,
-        for_plan: bool,
+        plan: Option<Option<Probe>>,
     ) -> Result<Prepared> {
+        let for_plan = plan.is_some();
         let stream = &info.stream;
         let mut known = Known {
             covered: self.checkpoints.coverage(stream).await?,
@@ -347,7 +361,7 @@ impl Engine {
         let ctx = self.context(&info.stream, options, stop.clone(), meter.clone());
         let stack = self.stack(&options.retry);
         let prepared = match self
-            .prepare(&stack, info, target, options, &ctx, &mut report.mode, false)
+            .prepare(&stack, info, target, options, &ctx, &mut report.mode, None)
             .await
         {
             Ok(p) => p,
@@ -355,6 +369,7 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let covered = self.checkpoints.coverage(&info.stream).await?;
+        let target = prepared.work.target().clone();
         let units_total = saturate(target.unit_count());
         let units_covered = saturate(target.coverage(&covered).covered());
         let expected = prepared.work.expected();
@@ -389,7 +404,7 @@ impl Engine {
             run: report.id.clone(),
             stream: info.stream.clone(),
         };
-        let mut pipeline = Pipeline::new(&env, prepared.work, target, covered, expected, stop);
+        let mut pipeline = Pipeline::new(&env, prepared.work, &target, covered, expected, stop);
         pipeline.run(report).await;
         *cut_short = pipeline.work.is_cut_short();
         match pipeline.fatal {

@@ -132,6 +132,9 @@ pub(crate) struct Work {
     next_index: usize,
     max_batches: Option<usize>,
     units: u128,
+    /// The target as the run sees it: for a listed keyed source, the keys
+    /// it lists.
+    target: Target,
 }
 
 /// What a run is expected to do.
@@ -168,6 +171,7 @@ impl Work {
             next_index: 0,
             max_batches: scope.max_batches,
             units: 0,
+            target: target.clone(),
         };
         if let Some((since, until)) = scope.changes {
             work.queue = Queue::Made(VecDeque::from([Batch::new(
@@ -247,6 +251,7 @@ impl Work {
                     });
                 work.units = target.unit_count() - target.coverage(&skip).covered();
                 work.queue = Queue::Made(batches.collect());
+                work.target = target;
             }
         }
         work
@@ -255,6 +260,12 @@ impl Work {
     /// Units (days, keys) the run will fetch.
     pub(crate) fn units(&self) -> u128 {
         self.units
+    }
+
+    /// The target as the run sees it (a listed source's keys in place of a
+    /// key range).
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
     }
 
     /// The next batch, or `None` when all are out (or `max_batches` are).

@@ -15,6 +15,9 @@
 //!   repeated once. Expired again right away: [`SyncError::Unauthenticated`].
 //! - The login itself fails with `AuthExpired`: the credentials do not work
 //!   ([`SyncError::Unauthenticated`]).
+//! - No operation is in flight while the session is renewed: a login form
+//!   whose token is bound to the session must not see other requests
+//!   between its two steps. Operations wait for the renewal, then go on.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -41,8 +44,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct SessionCache {
     state: Mutex<State>,
-    // Held while logging in: one login at a time.
-    login: tokio::sync::Mutex<()>,
+    // Operations hold it shared while they run; a login holds it alone.
+    gate: tokio::sync::RwLock<()>,
 }
 
 impl SessionCache {
@@ -101,31 +104,38 @@ impl<S: Source> Authenticated<S> {
         &self.cache
     }
 
-    /// The generation of a fresh session, logging in first when there is
-    /// none (or it is too old).
-    async fn session(&self, ctx: &FetchContext, max_age: Option<Duration>) -> Result<u64> {
-        if let Some(generation) = self.cache.fresh(max_age) {
-            return Ok(generation);
+    /// A fresh session: its generation and the shared hold on it, logging
+    /// in first (alone) when there is none or it is too old.
+    async fn session(
+        &self,
+        ctx: &FetchContext,
+        max_age: Option<Duration>,
+    ) -> Result<(u64, tokio::sync::RwLockReadGuard<'_, ()>)> {
+        loop {
+            let shared = self.cache.gate.read().await;
+            if let Some(generation) = self.cache.fresh(max_age) {
+                return Ok((generation, shared));
+            }
+            drop(shared);
+            let _alone = self.cache.gate.write().await;
+            // Someone else may have logged in while we waited.
+            if self.cache.fresh(max_age).is_none() {
+                self.log_in(ctx).await?;
+            }
         }
-        let _guard = self.cache.login.lock().await;
-        // Someone else may have logged in while we waited for the lock.
-        if let Some(generation) = self.cache.fresh(max_age) {
-            return Ok(generation);
-        }
-        self.log_in(ctx).await
     }
 
     /// Renews the session after an operation found it expired, unless it
     /// was renewed since generation `seen`.
     async fn renew(&self, ctx: &FetchContext, seen: u64) -> Result<()> {
-        let _guard = self.cache.login.lock().await;
+        let _alone = self.cache.gate.write().await;
         if self.cache.state().generation != seen {
             return Ok(());
         }
         self.log_in(ctx).await.map(|_| ())
     }
 
-    // Call with the login lock held.
+    // Call with the gate held alone.
     async fn log_in(&self, ctx: &FetchContext) -> Result<u64> {
         match self.inner.login(ctx).await {
             Ok(()) => {
@@ -148,11 +158,14 @@ impl<S: Source> Authenticated<S> {
         Fut: Future<Output = Result<T>>,
     {
         let max_age = self.inner.info().session_max_age;
-        let seen = self.session(ctx, max_age).await?;
-        match op().await {
+        let (seen, shared) = self.session(ctx, max_age).await?;
+        let first = op().await;
+        drop(shared);
+        match first {
             Err(SyncError::AuthExpired { message }) => {
                 tracing::info!(stream = %ctx.stream(), reason = %message, "session expired; renewing it");
                 self.renew(ctx, seen).await?;
+                let (_, _shared) = self.session(ctx, None).await?;
                 match op().await {
                     Err(SyncError::AuthExpired { message }) => Err(SyncError::Unauthenticated {
                         message: format!(
@@ -175,7 +188,7 @@ impl<S: Source> Source for Authenticated<S> {
 
     /// Logs in now (renewing any session).
     async fn login(&self, ctx: &FetchContext) -> Result<()> {
-        let _guard = self.cache.login.lock().await;
+        let _alone = self.cache.gate.write().await;
         self.log_in(ctx).await.map(|_| ())
     }
 

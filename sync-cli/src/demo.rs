@@ -1,15 +1,14 @@
 //! `sync-cli demo`: the bundled simulators on loopback, a complete sync of
 //! both into the embedded SQLite store, then the status.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Days;
 use sync_core::plan::Preset;
 use sync_core::{
-    Engine, FetchContext, Order, RateLimiter, RateLimits, RunReport, RunStatus, Secret, Source,
-    SyncOptions, Target,
+    Budget, Engine, RateLimiter, RateLimits, RetryPolicy, RunReport, RunStatus, Secret,
+    SessionCache, Source, Span, SyncOptions, Target,
 };
 use sync_sim::booking::{BookingSim, BookingSimConfig};
 use sync_sim::yclients::{SimLimits, YclientsSim, YclientsSimConfig};
@@ -19,6 +18,7 @@ use sync_source_yclients::{sources_for_companies, YclientsConfig};
 use crate::cli::DemoArgs;
 use crate::config::{Settings, StoreSettings, DEFAULT_SQLITE_PATH};
 use crate::error::{CliError, ExitCode};
+use crate::output::{out, outln};
 use crate::{progress, render, stores};
 
 /// The simulated API's limits: the documented 5/s and 200/min, four times
@@ -45,7 +45,7 @@ pub(crate) async fn run(
     };
     let started = Instant::now();
     let stores = stores::open_sqlite(&path).await?;
-    println!("Demo: simulators on 127.0.0.1, store {}", path.display());
+    outln!("Demo: simulators on 127.0.0.1, store {}", path.display())?;
 
     let preset = Preset::Balanced;
     let sim_error =
@@ -66,40 +66,29 @@ pub(crate) async fn run(
         tz: yc.tz,
         ..config
     };
-    let limiter = Arc::new(RateLimiter::new(
+    let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(
         DEMO_LIMITS.scaled(preset.settings().utilization),
     ));
     let mut reports = Vec::new();
     let last = yc.end_date;
     let first = last - Days::new(u64::from(args.days) - 1);
+    let every_client = Target::Keys(Span {
+        first: 1,
+        last: i64::MAX,
+    });
     for company in sources_for_companies(&config)? {
-        let ctx = FetchContext::new(company.clients.info().stream, limiter.clone());
-        let clients_target = company.clients.target(&ctx).await?;
-        reports.push(
-            sync(
-                company.clients.clone(),
-                &stores,
-                &limiter,
-                &clients_target,
-                200,
-                Order::OldestFirst,
-                plain,
-            )
-            .await?,
-        );
+        let session = company.session.clone();
+        let clients = company.clients.clone() as Arc<dyn Source>;
+        let run = Sync {
+            stores: &stores,
+            budget: &budget,
+            session: &session,
+            retry: RetryPolicy::default(),
+            plain,
+        };
+        reports.push(run.sync(clients, &every_client).await?);
         let days = Target::days(first, last, yc.tz)?;
-        reports.push(
-            sync(
-                company.records.clone(),
-                &stores,
-                &limiter,
-                &days,
-                7,
-                Order::NewestFirst,
-                plain,
-            )
-            .await?,
-        );
+        reports.push(run.sync(company.records.clone(), &days).await?);
     }
     let ystats = ysim.stats();
     ysim.shutdown().await;
@@ -126,37 +115,39 @@ pub(crate) async fn run(
     kennel.limits = RateLimits::new(None, None).with_min_spacing(Duration::from_millis(5));
     kennel.session_max_age = Duration::from_secs(60);
     let kennel = Arc::new(ScraperSource::new(kennel)?);
-    let kennel_limiter = Arc::new(RateLimiter::new(kennel.info().limits));
+    let kennel_budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(kennel.info().limits));
     let boardings = Target::days(
         bc.start,
         bc.start + Days::new(u64::from(args.days) - 1),
         bsim.tz(),
     )?;
-    reports.push(
-        sync(
-            kennel.clone(),
-            &stores,
-            &kennel_limiter,
-            &boardings,
-            7,
-            Order::OldestFirst,
-            plain,
-        )
-        .await?,
-    );
+    let session = Arc::new(SessionCache::new());
+    let run = Sync {
+        stores: &stores,
+        budget: &kennel_budget,
+        session: &session,
+        // The simulator's faults are off; a short retry keeps the demo quick.
+        retry: RetryPolicy::default(),
+        plain,
+    };
+    reports.push(run.sync(kennel.clone(), &boardings).await?);
     let bstats = bsim.stats();
     bsim.shutdown().await;
 
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "YClients simulator: {} requests, {} over its limits, {} answered 429.",
-        ystats.requests, ystats.limit_breaches, ystats.responses_429
-    );
-    println!(
+        ystats.requests,
+        ystats.limit_breaches,
+        ystats.responses_429
+    )?;
+    outln!(
         "Booking-site simulator: {} requests, {} logins, {} expired sessions.",
-        bstats.requests, bstats.logins, bstats.session_expiries
-    );
-    println!();
+        bstats.requests,
+        bstats.logins,
+        bstats.session_expiries
+    )?;
+    outln!()?;
 
     // --- Status ---
     for (stream, target) in [
@@ -169,23 +160,23 @@ pub(crate) async fn run(
         let coverage = stores.checkpoints.coverage(&stream).await?;
         if let Target::Days { range, .. } = target {
             let summary = coverage.days.coverage(range);
-            println!("{stream}");
-            print!("{}", render::coverage("Historical sync", &summary));
-            print!(
+            outln!("{stream}")?;
+            out!("{}", render::coverage("Historical sync", &summary))?;
+            out!(
                 "{}",
                 render::calendar(&summary, &|d| coverage.days.contains(d))
-            );
-            println!();
+            )?;
+            outln!()?;
         }
     }
     let runs = stores.checkpoints.runs(None, reports.len()).await?;
-    print!("{}", render::runs_table(&runs));
-    println!(
+    out!("{}", render::runs_table(&runs))?;
+    outln!(
         "\nDemo finished in {}. Try: sync-cli --sqlite {} history show {}",
         progress::human_duration(started.elapsed()),
         path.display(),
         reports.last().map(|r| r.id.0.as_str()).unwrap_or("RUN")
-    );
+    )?;
     let all_ok = reports.iter().all(|r| r.status == RunStatus::Completed);
     Ok(if all_ok {
         ExitCode::Success
@@ -194,37 +185,41 @@ pub(crate) async fn run(
     })
 }
 
-async fn sync(
-    source: Arc<dyn Source>,
-    stores: &stores::Stores,
-    limiter: &Arc<RateLimiter>,
-    target: &Target,
-    batch_size: u32,
-    order: Order,
+/// What the demo's runs share.
+struct Sync<'a> {
+    stores: &'a stores::Stores,
+    budget: &'a Arc<dyn Budget>,
+    session: &'a Arc<SessionCache>,
+    retry: RetryPolicy,
     plain: bool,
-) -> Result<RunReport, CliError> {
-    let engine = Engine::new(
-        source.clone(),
-        stores.store.clone(),
-        stores.checkpoints.clone(),
-        limiter.clone(),
-    );
-    let options = SyncOptions {
-        batch_size: NonZeroU32::new(batch_size).unwrap_or(NonZeroU32::MIN),
-        order,
-        progress: Some(progress::reporter(source.info().stream.to_string(), plain)),
-        ..SyncOptions::default()
-    };
-    let report = engine.run(target, &options).await?;
-    println!(
-        "{}: {} — {} created, {} updated, {} unchanged; {} requests, {} answered 429",
-        report.stream,
-        report.status,
-        report.counts.created,
-        report.counts.updated,
-        report.counts.unchanged,
-        report.requests,
-        report.rate_limited
-    );
-    Ok(report)
+}
+
+impl Sync<'_> {
+    /// One run with the defaults a user gets.
+    async fn sync(&self, source: Arc<dyn Source>, target: &Target) -> Result<RunReport, CliError> {
+        let label = source.info().stream.to_string();
+        let engine = Engine::new(
+            source,
+            self.stores.store.clone(),
+            self.stores.checkpoints.clone(),
+            self.budget.clone(),
+        )
+        .with_session(self.session.clone());
+        let options = SyncOptions::builder()
+            .retry(self.retry.clone())
+            .progress(progress::reporter(label, self.plain))
+            .build();
+        let report = engine.run(target, &options).await?;
+        outln!(
+            "{}: {} — {} created, {} updated, {} unchanged; {} requests, {} answered 429",
+            report.stream,
+            report.status,
+            report.counts.created,
+            report.counts.updated,
+            report.counts.unchanged,
+            report.requests,
+            report.rate_limited
+        )?;
+        Ok(report)
+    }
 }
