@@ -57,6 +57,7 @@ pub use limit::budget::Budget;
 pub use limit::limiter::{LimiterStats, RateLimiter};
 pub use limit::limits::RateLimits;
 pub use limit::schedule::{Schedule, SlowDown};
+pub use limit::shared::SharedBudget;
 pub use plan::target::{Batch, BatchSpan, Order, Target};
 pub use secret::Secret;
 pub use source::api::{
@@ -68,7 +69,9 @@ pub use source::paced::Paced;
 pub use source::retry::{RetryPolicy, Retrying};
 pub use source::retry_after::parse_retry_after;
 pub use source::session::{Authenticated, SessionCache};
-pub use store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
+pub use store::api::{
+    BatchCommit, BudgetStore, CheckpointStore, ExistingQuery, RunProgress, Store,
+};
 pub use store::memory::{CommitFault, MemoryStore};
 
 pub use async_trait::async_trait;

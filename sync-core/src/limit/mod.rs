@@ -5,3 +5,4 @@ pub(crate) mod budget;
 pub(crate) mod limiter;
 pub(crate) mod limits;
 pub(crate) mod schedule;
+pub(crate) mod shared;

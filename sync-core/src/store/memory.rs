@@ -17,7 +17,8 @@ use crate::coverage::interval::DayRange;
 use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
 use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus};
 use crate::error::{Result, SyncError};
-use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, Store};
+use crate::limit::schedule::Schedule;
+use crate::store::api::{BatchCommit, BudgetStore, CheckpointStore, ExistingQuery, Store};
 use crate::store::commit::{self, StoredVersion};
 
 /// Which error an injected commit fault returns.
@@ -29,13 +30,25 @@ pub enum CommitFault {
     Fatal,
 }
 
-/// An in-memory [`Store`] and [`CheckpointStore`], for tests and examples.
+/// An in-memory [`Store`], [`CheckpointStore`] and [`BudgetStore`], for
+/// tests and examples.
 ///
 /// Records are keyed by (stream source, entity, external id); coverage, the
 /// run history and leases are kept per stream. Nothing survives the value.
-#[derive(Default)]
+/// Its budgets' clock is the tokio clock (time since the store was made),
+/// so tests on a paused clock see budgets wait without waiting.
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    origin: tokio::time::Instant,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
 }
 
 // A summary only: the records' payloads must not reach logs.
@@ -76,6 +89,7 @@ struct Inner {
     commits: u64,
     faults: VecDeque<CommitFault>,
     commit_delay: Duration,
+    budgets: HashMap<String, Schedule>,
 }
 
 impl MemoryStore {
@@ -362,6 +376,25 @@ impl CheckpointStore for MemoryStore {
 
     async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>> {
         Ok(self.lock().changes.get(id).cloned().unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl BudgetStore for MemoryStore {
+    async fn update_schedule(
+        &self,
+        key: &str,
+        update: &mut (dyn for<'s> FnMut(&'s mut Schedule, Duration) + Send),
+    ) -> Result<Duration> {
+        let now = self.origin.elapsed();
+        let mut inner = self.lock();
+        update(inner.budgets.entry(key.to_owned()).or_default(), now);
+        Ok(now)
+    }
+
+    async fn schedule(&self, key: &str) -> Result<Option<(Schedule, Duration)>> {
+        let now = self.origin.elapsed();
+        Ok(self.lock().budgets.get(key).cloned().map(|s| (s, now)))
     }
 }
 

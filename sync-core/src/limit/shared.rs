@@ -1,0 +1,300 @@
+//! A request budget kept in a store, shared by every process, restart and
+//! machine that uses the store: [`SharedBudget`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::{Result, SyncError};
+use crate::limit::budget::Budget;
+use crate::limit::limits::RateLimits;
+use crate::limit::schedule::{Schedule, SlowDown};
+use crate::store::api::BudgetStore;
+
+/// A slot that comes due later than this after its time is not used: the
+/// windows are held 2% longer than the server's (20 ms on one second), and
+/// a request sent later than its slot could meet another process's slots.
+const LATE: Duration = Duration::from_millis(10);
+/// Tries of an unreadable budget before the run is stopped.
+const STORE_TRIES: u32 = 3;
+
+/// Slots reserved for this process: store-clock times, with the local
+/// instant at which the store's clock read `store_now`.
+#[derive(Debug, Default)]
+struct Reserved {
+    slots: VecDeque<Duration>,
+    store_now: Duration,
+    local_then: Option<Instant>,
+}
+
+impl Reserved {
+    fn local(&self, slot: Duration) -> Instant {
+        let then = self.local_then.unwrap_or_else(Instant::now);
+        if slot >= self.store_now {
+            then + (slot - self.store_now)
+        } else {
+            then.checked_sub(self.store_now - slot).unwrap_or(then)
+        }
+    }
+}
+
+/// A [`Budget`] whose schedule lives in a store ([`BudgetStore`]), keyed by
+/// what the server limits: restarts, parallel processes and machines that
+/// share the store together never exceed the windows.
+///
+/// Slots are reserved in small blocks (as many as requests wait, up to
+/// `block`), so the store is not asked once per request; a slot that comes
+/// due while nobody needs it, or too late, is left unused. The times are
+/// the store's clock (the database server's for Postgres), so machines with
+/// different clocks agree. A budget that cannot be read stops the run with
+/// a message saying so: a request never goes out unbudgeted.
+pub struct SharedBudget {
+    store: Arc<dyn BudgetStore>,
+    key: String,
+    limits: RateLimits,
+    slow: SlowDown,
+    block: usize,
+    reserved: Mutex<Reserved>,
+    waiting: AtomicUsize,
+}
+
+impl fmt::Debug for SharedBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBudget")
+            .field("key", &self.key)
+            .field("limits", &self.limits)
+            .field("block", &self.block)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedBudget {
+    /// The budget `key` of `store`, held at `limits` (the documented ones
+    /// scaled to the share this process may use; others sharing the key may
+    /// use other shares, and each stops where its own share of the common
+    /// windows is full).
+    pub fn new(store: Arc<dyn BudgetStore>, key: impl Into<String>, limits: RateLimits) -> Self {
+        let block = limits.per_second.map_or(4, |n| n.clamp(1, 8) as usize);
+        Self {
+            store,
+            key: key.into(),
+            limits,
+            slow: SlowDown::default(),
+            block,
+            reserved: Mutex::new(Reserved::default()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Reserves at most this many slots at a time (default: the per-second
+    /// limit, at most 8).
+    pub fn with_block(mut self, block: usize) -> Self {
+        self.block = block.max(1);
+        self
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn update(
+        &self,
+        update: &mut (dyn for<'s> FnMut(&'s mut Schedule, Duration) + Send),
+    ) -> Result<Duration> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.update_schedule(&self.key, update).await {
+                Ok(now) => return Ok(now),
+                Err(e) if e.is_retryable() && tries < STORE_TRIES => {
+                    tracing::warn!(budget = %self.key, error = %e, "the request budget could not be read; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    return Err(SyncError::Fatal {
+                        message: format!(
+                            "cannot read the request budget {:?} in the store: {e}; no request is sent without it",
+                            self.key
+                        ),
+                        source: Some(Box::new(e)),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reserves a block of slots for the requests waiting now.
+    async fn reserve(&self, reserved: &mut Reserved) -> Result<()> {
+        let n = self.waiting.load(Ordering::Relaxed).clamp(1, self.block);
+        let (limits, slow) = (self.limits, self.slow);
+        let mut slots = Vec::with_capacity(n);
+        let before = Instant::now();
+        let store_now = self
+            .update(&mut |schedule: &mut Schedule, now: Duration| {
+                slots.clear();
+                for _ in 0..n {
+                    slots.push(schedule.reserve(&limits, now, &slow));
+                }
+            })
+            .await?;
+        let after = Instant::now();
+        reserved.store_now = store_now;
+        reserved.local_then = Some(before + (after - before) / 2);
+        reserved.slots.extend(slots);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Budget for SharedBudget {
+    async fn acquire(&self) -> Result<()> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let result = async {
+            let mut reserved = self.reserved.lock().await;
+            loop {
+                let Some(slot) = reserved.slots.pop_front() else {
+                    self.reserve(&mut reserved).await?;
+                    continue;
+                };
+                let at = reserved.local(slot);
+                let now = Instant::now();
+                if now > at + LATE {
+                    // Too late to use safely: another process's slots may
+                    // follow it closely.
+                    continue;
+                }
+                drop(reserved);
+                tokio::time::sleep_until(at).await;
+                return Ok(());
+            }
+        }
+        .await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn rate_limited(&self, retry_after: Option<Duration>) -> Result<()> {
+        let slow = self.slow;
+        let jitter = 0.75 + rand::random::<f64>() * 0.5;
+        self.update(&mut |schedule: &mut Schedule, now: Duration| {
+            schedule.rate_limited(now, retry_after, &slow, jitter);
+        })
+        .await?;
+        // Slots reserved before the 429 would ignore its pause.
+        self.reserved.lock().await.slots.clear();
+        Ok(())
+    }
+
+    fn limits(&self) -> RateLimits {
+        self.limits
+    }
+
+    fn name(&self) -> String {
+        self.key.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn arrivals_hold(times: &[Instant], limits: RateLimits) {
+        let mut times = times.to_vec();
+        times.sort();
+        for (len, max) in limits.windows() {
+            for (i, &t) in times.iter().enumerate() {
+                let inside = times[i..].iter().take_while(|&&u| u < t + len).count();
+                assert!(
+                    inside <= max as usize,
+                    "{inside} in a {len:?} window (max {max})"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn four_processes_and_restarts_never_exceed_the_windows_together() {
+        let limits = RateLimits::new(Some(5), Some(200));
+        let store = Arc::new(MemoryStore::new());
+        let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for process in 0..4 {
+            let (store, times) = (store.clone(), times.clone());
+            tasks.push(tokio::spawn(async move {
+                // Each "process" restarts (a new budget value) every 25
+                // requests: the store remembers what its predecessor spent.
+                for _life in 0..4 {
+                    let budget = SharedBudget::new(store.clone(), "api", limits);
+                    for _ in 0..25 {
+                        budget.acquire().await.unwrap();
+                        times.lock().unwrap().push(Instant::now());
+                    }
+                }
+                process
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let times = times.lock().unwrap().clone();
+        assert_eq!(times.len(), 400);
+        arrivals_hold(&times, limits);
+        // 400 requests: 200 in the first minute window (40 s at 5/s), 200
+        // more after 61.2 s: the last near 61.2 + 39.8 s. Slots left unused
+        // by a restart cost a little.
+        let elapsed = times.iter().max().unwrap().duration_since(start);
+        assert!(elapsed <= Duration::from_secs(110), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_pauses_every_process() {
+        let limits = RateLimits::new(Some(10), None);
+        let store = Arc::new(MemoryStore::new());
+        let a = SharedBudget::new(store.clone(), "api", limits);
+        let b = SharedBudget::new(store.clone(), "api", limits);
+        a.acquire().await.unwrap();
+        a.rate_limited(Some(Duration::from_secs(5))).await.unwrap();
+        let t = Instant::now();
+        b.acquire().await.unwrap();
+        assert!(Instant::now() - t >= Duration::from_secs(5));
+        // Another key is not paused.
+        let c = SharedBudget::new(store, "other", limits);
+        let t = Instant::now();
+        c.acquire().await.unwrap();
+        assert_eq!(Instant::now(), t);
+    }
+
+    #[derive(Debug)]
+    struct Down;
+
+    #[async_trait]
+    impl BudgetStore for Down {
+        async fn update_schedule(
+            &self,
+            _: &str,
+            _: &mut (dyn for<'s> FnMut(&'s mut Schedule, Duration) + Send),
+        ) -> Result<Duration> {
+            Err(SyncError::retryable("connection refused"))
+        }
+        async fn schedule(&self, _: &str) -> Result<Option<(Schedule, Duration)>> {
+            Ok(None)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreadable_budget_stops_the_run_with_a_clear_message() {
+        let budget = SharedBudget::new(Arc::new(Down), "api", RateLimits::new(Some(5), None));
+        let e = budget.acquire().await.unwrap_err();
+        assert!(matches!(e, SyncError::Fatal { .. }), "{e:?}");
+        assert!(e.to_string().contains("request budget \"api\""), "{e}");
+    }
+}
