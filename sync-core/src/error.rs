@@ -160,6 +160,24 @@ impl SyncError {
     }
 }
 
+/// An error and every cause under it, for messages: `error sending request:
+/// client error (Connect): tcp connect error: Connection refused (os error
+/// 111)`. Adapters use it where the top error alone says too little (HTTP
+/// clients hide the cause).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ pub use domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 pub use engine::options::{ProgressFn, SyncOptions, SyncOptionsBuilder};
 pub use engine::progress::ProgressEvent;
 pub use engine::runner::{Engine, SourceDayCounts};
-pub use error::{BoxError, Result, SyncError};
+pub use error::{error_chain, BoxError, Result, SyncError};
 pub use limit::budget::Budget;
 pub use limit::limiter::{LimiterStats, RateLimiter};
 pub use limit::limits::RateLimits;

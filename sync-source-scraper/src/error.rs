@@ -30,7 +30,7 @@ pub(crate) enum ScrapeError {
     Server { status: u16, url: Url },
 
     /// The request failed before an answer arrived (timeout, connection).
-    #[error("request to {url} failed{}: {source}", if *.timeout { " (timed out)" } else { "" })]
+    #[error("request to {url} failed{}: {}", if *.timeout { " (timed out)" } else { "" }, sync_core::error_chain(source))]
     Transport {
         url: Url,
         timeout: bool,

@@ -272,7 +272,7 @@ impl YclientsApi {
             .map_err(|source| Error::Transport {
                 what: what.clone(),
                 timeout: source.is_timeout(),
-                source,
+                source: source.without_url(),
             })?;
         let status = resp.status();
         let retry_after = resp
@@ -283,7 +283,7 @@ impl YclientsApi {
         let body = resp.bytes().await.map_err(|source| Error::Transport {
             what: what.clone(),
             timeout: source.is_timeout(),
-            source,
+            source: source.without_url(),
         })?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             tracing::debug!(request = %what, ?retry_after, "429 from YClients");

@@ -22,7 +22,7 @@ pub(crate) enum Error {
     #[error("{what}: server error {status}")]
     Server { what: String, status: u16 },
 
-    #[error("{what}: request failed{}: {source}", if *.timeout { " (timeout)" } else { "" })]
+    #[error("{what}: request failed{}: {}", if *.timeout { " (timeout)" } else { "" }, sync_core::error_chain(source))]
     Transport {
         what: String,
         timeout: bool,

@@ -27,7 +27,7 @@ use crate::coverage::interval::DayRange;
 use crate::error::{Result, SyncError};
 use crate::plan::target::Batch;
 use crate::source::api::{Cursor, DayCounts, KeyPage, Page, Probe, Source, SourceInfo};
-use crate::source::context::{watched, FetchContext, Waiting, NOTICE_AFTER};
+use crate::source::context::{watched, FetchContext, Waiting, NOTICE_AFTER, NOTICE_EVERY};
 
 /// How often and how patiently to retry one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,7 +108,12 @@ impl RetryPolicy {
         let started = Instant::now();
         let mut backoff = self.backoff();
         let mut rate_limited_retries: u32 = 0;
+        let mut attempts: u32 = 0;
+        // Retries that together last long are announced too, not only
+        // single long waits.
+        let mut next_notice = started + NOTICE_AFTER;
         loop {
+            attempts += 1;
             let attempt = watched(op(), || format!("an answer to {}", what()), ctx.notice());
             let error = match attempt.await {
                 Ok(value) => return Ok(value),
@@ -149,14 +154,15 @@ impl RetryPolicy {
                 delay_ms = delay.as_millis() as u64,
                 "retrying"
             );
-            if delay >= NOTICE_AFTER {
+            if Instant::now() + delay >= next_notice {
+                next_notice = Instant::now() + delay + NOTICE_EVERY;
                 let waiting = Waiting {
                     what: format!(
-                        "{:.0} s before trying {} again (it failed: {error})",
-                        delay.as_secs_f64(),
-                        what()
+                        "the retry of {} in {:.0} s (attempts so far: {attempts}; the last failed: {error})",
+                        what(),
+                        delay.as_secs_f64()
                     ),
-                    waited: Duration::ZERO,
+                    waited: started.elapsed(),
                 };
                 tracing::warn!(waiting_for = %waiting.what, "backing off");
                 if let Some(notice) = ctx.notice() {
