@@ -1641,3 +1641,77 @@ async fn odd_requests_never_break_the_server() {
     assert_eq!(status, StatusCode::OK);
     assert!(!read_links(&body).is_empty());
 }
+
+#[tokio::test]
+async fn extreme_edits_still_render() {
+    let sim = start(BookingSimConfig {
+        tz: chrono_tz::Australia::Sydney,
+        ..config(14)
+    })
+    .await;
+    let ids: Vec<String> = sim
+        .live_boardings()
+        .into_iter()
+        .map(|b| b.appointment_id)
+        .collect();
+    assert!(sim.edit(
+        ids[0].as_str(),
+        BookingEdit {
+            price_cents: Some(Some(i64::MAX)),
+            ..BookingEdit::default()
+        }
+    ));
+    assert!(sim.edit(
+        ids[1].as_str(),
+        BookingEdit {
+            line_items: Some(vec![PriceLineEdit {
+                service: "x".into(),
+                rate_cents: i64::MAX,
+                quantity: 1e300,
+            }]),
+            check_in: Some(DateTime::<Utc>::MIN_UTC),
+            check_out: Some(Some(DateTime::<Utc>::MAX_UTC)),
+            ..BookingEdit::default()
+        }
+    ));
+    assert!(sim.edit(
+        ids[2].as_str(),
+        BookingEdit {
+            price_cents: Some(Some(i64::MIN)),
+            pet_fields: vec![("".into(), Some("".into())), ("Medications".into(), None)],
+            notes: Some(Some("\n \n".into())),
+            pet: Some("   ".into()),
+            ..BookingEdit::default()
+        }
+    ));
+    assert!(sim.move_booking(ids[3].as_str(), i64::MAX));
+    assert!(sim.move_booking(ids[4].as_str(), i64::MIN));
+    let far = [
+        sim.add_booking(NewBooking {
+            check_in_day: NaiveDate::MAX,
+            nights: u32::MAX,
+            pets: Some(Vec::new()),
+            seed: 1,
+        }),
+        sim.add_booking(NewBooking {
+            check_in_day: NaiveDate::MIN,
+            nights: 0,
+            pets: None,
+            seed: 2,
+        }),
+    ];
+    let _ = (sim.boardings(), sim.non_boardings());
+    let c = client();
+    login(&c, &sim).await;
+    let base = sim.base_url();
+    for id in ids.iter().take(5).chain(&far) {
+        let (status, _) = get(&c, &format!("{base}/schedule/a/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id}");
+        let (status, _) = get(&c, &format!("{base}/schedule/a/{id}/8210298412799")).await;
+        assert_eq!(status, StatusCode::OK, "{id}");
+    }
+    for w in ["2026/3/2", "262142/12/20", "1/1/1"] {
+        let (status, _) = get(&c, &format!("{base}/schedule/days-7/{w}")).await;
+        assert_eq!(status, StatusCode::OK, "{w}");
+    }
+}

@@ -228,14 +228,14 @@ pub(crate) struct PriceLine {
 impl PriceLine {
     /// The amount of one pet's price div, in cents.
     pub(crate) fn amount_cents(rate: i64, qty: i64) -> i64 {
-        (rate.saturating_mul(qty) + 50).div_euclid(100)
+        rate.saturating_mul(qty).saturating_add(50).div_euclid(100)
     }
 
     pub(crate) fn total_cents(&self) -> i64 {
         self.per_pet
             .iter()
             .map(|(r, q)| Self::amount_cents(*r, *q))
-            .sum()
+            .fold(0, i64::saturating_add)
     }
 }
 
@@ -246,7 +246,10 @@ pub(crate) struct Pricing {
 
 impl Pricing {
     pub(crate) fn total_cents(&self) -> i64 {
-        self.lines.iter().map(PriceLine::total_cents).sum()
+        self.lines
+            .iter()
+            .map(PriceLine::total_cents)
+            .fold(0, i64::saturating_add)
     }
 
     /// The `pets-N` of the wrapper: price divs per service.
@@ -362,7 +365,7 @@ impl Appointment {
     pub(crate) fn occurrence_at(&self, tz: Tz, ts: Option<i64>) -> (DateTime<Utc>, DateTime<Utc>) {
         if let (Some(r), Some(ts)) = (&self.recurring, ts) {
             if let Some(at) = DateTime::<Utc>::from_timestamp(ts, 0) {
-                let day = at.with_timezone(&tz).date_naive();
+                let day = clamp_instant(at).with_timezone(&tz).date_naive();
                 if let Some(found) = self
                     .occurrences(tz, day.max(r.first), day.min(r.last))
                     .into_iter()
@@ -495,17 +498,42 @@ pub(crate) fn dated_title(
     }
 }
 
+/// Instants stay within these days, so that local times always exist.
+pub(crate) const FIRST_DAY: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap();
+/// See [`FIRST_DAY`].
+pub(crate) const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2200, 12, 31).unwrap();
+
+/// An instant moved into `FIRST_DAY..=LAST_DAY`.
+pub(crate) fn clamp_instant(t: DateTime<Utc>) -> DateTime<Utc> {
+    let lo = FIRST_DAY.and_time(NaiveTime::MIN).and_utc();
+    let hi = LAST_DAY.and_time(NaiveTime::MIN).and_utc();
+    t.clamp(lo, hi)
+}
+
+/// `day` plus `days` (the last representable day when that overflows).
+pub(crate) fn plus_days(day: NaiveDate, days: i64) -> NaiveDate {
+    ChronoDuration::try_days(days)
+        .and_then(|d| day.checked_add_signed(d))
+        .unwrap_or(if days < 0 {
+            NaiveDate::MIN
+        } else {
+            NaiveDate::MAX
+        })
+}
+
 /// The UTC instant of local `minutes` after midnight on `day`; a time in a
 /// DST gap moves an hour later, an ambiguous one takes the first instant.
 pub(crate) fn local(tz: Tz, day: NaiveDate, minutes: u32) -> DateTime<Utc> {
+    let day = day.clamp(FIRST_DAY, LAST_DAY);
     let time = NaiveTime::from_num_seconds_from_midnight_opt(minutes.min(24 * 60 - 1) * 60, 0)
         .unwrap_or(NaiveTime::MIN);
     let naive = NaiveDateTime::new(day, time);
     tz.from_local_datetime(&naive)
         .earliest()
         .or_else(|| {
-            tz.from_local_datetime(&(naive + ChronoDuration::hours(1)))
-                .earliest()
+            naive
+                .checked_add_signed(ChronoDuration::hours(1))
+                .and_then(|n| tz.from_local_datetime(&n).earliest())
         })
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| naive.and_utc())
@@ -738,7 +766,7 @@ pub(crate) fn new_boarding(
         }
     };
     let tz = config.tz;
-    let out_day = day + ChronoDuration::days(i64::from(nights.clamp(1, 60)));
+    let out_day = plus_days(day, i64::from(nights.clamp(1, 60)));
     let out_minutes = g.rng.gen_range(16..=22) * 30;
     a.end = local(tz, out_day, out_minutes);
     if let Some(names) = pets.filter(|p| !p.is_empty()) {
@@ -1083,7 +1111,7 @@ impl Gen<'_> {
         let clock = self.rng.gen_ratio(1, 4);
         let jitter = if clock { self.rng.gen_range(0..30) } else { 0 };
         let start = local(tz, day, in_minutes + jitter);
-        let end = local(tz, day + ChronoDuration::days(nights), out_minutes);
+        let end = local(tz, plus_days(day, nights), out_minutes);
         let mut a = self.shared(id, start, end);
         a.list_time = if clock {
             ListTime::Clock
@@ -1132,7 +1160,10 @@ impl Gen<'_> {
                 // A stale title: dates of an earlier booking, more than 20
                 // days before the stay (the pages' timestamps are right).
                 let back = ChronoDuration::days(self.rng.gen_range(30..=75));
-                Title::Stale(dated_title(DatedStyle::Range, "", s - back, e - back))
+                match (s.checked_sub_signed(back), e.checked_sub_signed(back)) {
+                    (Some(s), Some(e)) => Title::Stale(dated_title(DatedStyle::Range, "", s, e)),
+                    _ => Title::Fixed(self.pick(UNDATED_TITLES)),
+                }
             }
         };
         a.event_type = if self.rng.gen_ratio(9, 10) { "1" } else { "5" }.into();
@@ -1247,7 +1278,7 @@ impl Gen<'_> {
                 let id = self.id();
                 let days = self.rng.gen_range(2..=5);
                 let start = local(tz, day, 8 * 60);
-                let end = local(tz, day + ChronoDuration::days(days), 17 * 60);
+                let end = local(tz, plus_days(day, days), 17 * 60);
                 let mut a = self.shared(id, start, end);
                 a.title = Title::Dated {
                     style: DatedStyle::Range,

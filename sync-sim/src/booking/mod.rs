@@ -168,6 +168,8 @@
 //!   could differ, but two titles test the rules' letter: `B/O Woodchuck ...`
 //!   ("dc" inside a word) and `B/O Busy ...` (not exactly "busy") are
 //!   boardings.
+//! - Instants are kept within the years 1900 to 2200 (an edit or a move
+//!   beyond is clamped), so every local time exists and no input panics.
 //! - Not simulated: bogus timestamps (the reference's "timestamps far from
 //!   the present"); years never appear in list texts or titles.
 

@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::data::{
-    local, status_code, AmPm, Appointment, Field, PriceLine, Pricing, Reason, Title, ACCESS_KEYS,
-    CANCELED, PET_KEYS,
+    clamp_instant, local, status_code, AmPm, Appointment, Field, PriceLine, Pricing, Reason, Title,
+    ACCESS_KEYS, CANCELED, PET_KEYS,
 };
 use super::html::{detail_path, duration};
 use super::{
@@ -146,10 +146,7 @@ pub(crate) fn shift(a: &mut Appointment, in_days: i64, out_days: i64, tz: Tz) {
     let move_one = |t: DateTime<Utc>, days: i64| {
         let l = t.with_timezone(&tz);
         let minutes = l.hour() * 60 + l.minute();
-        match l
-            .date_naive()
-            .checked_add_signed(ChronoDuration::days(days))
-        {
+        match ChronoDuration::try_days(days).and_then(|d| l.date_naive().checked_add_signed(d)) {
             Some(day) => local(tz, day, minutes),
             None => t,
         }
@@ -226,11 +223,11 @@ pub(crate) fn apply_edit(a: &mut Appointment, edit: BookingEdit) {
         a.status = canonical(&v);
     }
     if let Some(v) = check_in {
-        a.start = v;
+        a.start = clamp_instant(v);
         a.recurring = None;
     }
     if let Some(Some(v)) = check_out {
-        a.end = v;
+        a.end = clamp_instant(v);
         a.recurring = None;
     }
     if let Some(items) = line_items {
@@ -261,9 +258,10 @@ pub(crate) fn apply_edit(a: &mut Appointment, edit: BookingEdit) {
             p.lines.retain(|l| l.service != ADJUSTMENT);
             let diff = total.saturating_sub(p.total_cents());
             if diff != 0 || p.lines.is_empty() {
+                let n = n.max(1);
                 let each = diff.div_euclid(n as i64);
                 let mut per_pet = vec![(each, 100); n];
-                per_pet[0].0 = diff - each * (n as i64 - 1);
+                per_pet[0].0 = diff.saturating_sub(each.saturating_mul(n as i64 - 1));
                 p.lines.push(PriceLine {
                     service: ADJUSTMENT.to_string(),
                     per_pet,
