@@ -1,27 +1,37 @@
 //! The HTTP side of the simulator: routes, sessions, faults and counters.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Form, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::NaiveDate;
+use chrono::{Duration as ChronoDuration, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::data::Appointment;
-use super::html::{self, Noise};
-use super::{BookingSimConfig, BookingSimStats, ExpiredStyle, Faults};
+use super::data::{Appointment, Mix, CANCELED};
+use super::html::{self, Card, DetailPage, Layout, LoginForm, Noise, Pager, WeekPage};
+use super::{
+    BookingSimConfig, BookingSimStats, ExpiredStyle, Faults, Latency, PageFaults, ScheduleLayout,
+};
 
-const SESSION_COOKIE: &str = "bk_session";
-const PRE_COOKIE: &str = "bk_pre";
-const MAX_PENDING_FORMS: usize = 10_000;
+/// Set by `GET /login` (and every login form): the pre-login session.
+const SID_COOKIE: &str = "bk_sid";
+/// Set by a successful `POST /login`.
+const AUTH_COOKIE: &str = "bk_auth";
+const MAX_FORMS: usize = 10_000;
+const MAX_SESSIONS: usize = 10_000;
+const BAD_TOKEN: &str = "Invalid security token. Please reload the page and try again.";
+const BAD_LOGIN: &str = "The username or password you entered is incorrect.";
+const EXPIRED: &str = "Your session has expired. Please log in again.";
 
 /// State shared by every request.
 #[derive(Debug)]
@@ -30,33 +40,52 @@ pub(crate) struct Shared {
     pub(crate) inner: Mutex<Inner>,
 }
 
+#[derive(Debug)]
+struct PendingForm {
+    token: String,
+    build_id: String,
+}
+
+#[derive(Debug)]
+struct Session {
+    sid: String,
+    expires: Instant,
+}
+
 /// Mutable state, behind one lock (never held across an await).
 #[derive(Debug)]
 pub(crate) struct Inner {
-    /// Sorted by id.
-    pub(crate) appointments: Vec<Appointment>,
-    /// Session id → when it expires.
-    sessions: HashMap<String, Instant>,
-    /// Pre-login cookie → (token, form id) of the form it was given.
-    pending: HashMap<String, (String, String)>,
+    /// By id.
+    pub(crate) appointments: BTreeMap<String, Appointment>,
+    /// Pre-login session id → the login form it was last given (`None` once
+    /// used).
+    forms: HashMap<String, Option<PendingForm>>,
+    /// Auth token → session.
+    sessions: HashMap<String, Session>,
     rng: StdRng,
     pub(crate) stats: BookingSimStats,
     pub(crate) faults: Faults,
+    pub(crate) page_faults: PageFaults,
+    pub(crate) latency: Latency,
     last_request: Option<Instant>,
     minute: VecDeque<Instant>,
     expired_answers: u64,
 }
 
 impl Shared {
-    pub(crate) fn new(config: BookingSimConfig, mut appointments: Vec<Appointment>) -> Self {
-        appointments.sort_by_key(|a| a.id);
+    pub(crate) fn new(config: BookingSimConfig, appointments: Vec<Appointment>) -> Self {
         let inner = Inner {
-            appointments,
+            appointments: appointments
+                .into_iter()
+                .map(|a| (a.id.clone(), a))
+                .collect(),
+            forms: HashMap::new(),
             sessions: HashMap::new(),
-            pending: HashMap::new(),
             rng: StdRng::seed_from_u64(config.seed ^ 0x5eed_fa17),
             stats: BookingSimStats::default(),
             faults: config.faults,
+            page_faults: config.page_faults,
+            latency: config.latency,
             last_request: None,
             minute: VecDeque::new(),
             expired_answers: 0,
@@ -72,26 +101,46 @@ impl Shared {
     }
 }
 
-impl Inner {
-    pub(crate) fn find_mut(&mut self, id: u64) -> Option<&mut Appointment> {
-        let i = self.appointments.binary_search_by_key(&id, |a| a.id).ok()?;
-        self.appointments.get_mut(i)
+/// The route a request counts under.
+fn route_of(method: &Method, path: &str) -> &'static str {
+    let get = method == Method::GET || method == Method::HEAD;
+    match path {
+        "/login" if get => "GET /login",
+        "/login" if method == Method::POST => "POST /login",
+        "/schedule" if get => "GET /schedule",
+        "/dashboard" if get => "GET /dashboard",
+        p if get && p.starts_with("/schedule/days-7/") => "GET /schedule/days-7",
+        p if get && p.starts_with("/schedule/a/") => "GET /schedule/a",
+        _ => "other",
     }
+}
 
-    fn find(&self, id: u64) -> Option<&Appointment> {
-        let i = self.appointments.binary_search_by_key(&id, |a| a.id).ok()?;
-        self.appointments.get(i)
+fn roll(rng: &mut StdRng, p: f64) -> bool {
+    p.is_finite() && p > 0.0 && rng.gen_bool(p.min(1.0))
+}
+
+impl Inner {
+    pub(crate) fn reset_stats(&mut self) {
+        self.stats = BookingSimStats::default();
     }
 
     pub(crate) fn expire_all(&mut self) {
         let now = Instant::now();
-        self.sessions.values_mut().for_each(|t| *t = now);
+        self.sessions.values_mut().for_each(|s| s.expires = now);
     }
 
     /// Counts a request and checks it against the rate check.
     fn count(&mut self, config: &BookingSimConfig, route: &str) {
-        self.stats.requests += 1;
-        *self.stats.per_path.entry(route.to_string()).or_default() += 1;
+        let s = &mut self.stats;
+        s.requests += 1;
+        match route {
+            "GET /login" => s.login_gets += 1,
+            "POST /login" => s.login_posts += 1,
+            "GET /schedule" | "GET /schedule/days-7" => s.schedule_requests += 1,
+            "GET /schedule/a" => s.detail_requests += 1,
+            _ => s.other_requests += 1,
+        }
+        *s.per_path.entry(route.to_string()).or_default() += 1;
         let now = Instant::now();
         if let Some(check) = config.rate_check {
             let mut breach = false;
@@ -116,22 +165,61 @@ impl Inner {
         self.last_request = Some(now);
     }
 
+    fn latency_sample(&mut self) -> Duration {
+        let (min, max) = (self.latency.min, self.latency.max);
+        if max <= min {
+            return min;
+        }
+        let lo = u64::try_from(min.as_nanos()).unwrap_or(u64::MAX);
+        let hi = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.rng.gen_range(lo..=hi))
+    }
+
     fn token(&mut self) -> String {
         format!("{:032x}", self.rng.gen::<u128>())
     }
 
-    /// A fresh login form: a pre-login cookie and the form's hidden values.
-    fn login_response(&mut self, status: StatusCode, error: Option<&str>) -> Response {
-        if self.pending.len() >= MAX_PENDING_FORMS {
-            self.pending.clear();
+    /// A fresh login form bound to the request's pre-login session (or a
+    /// new one).
+    fn login_response(
+        &mut self,
+        config: &BookingSimConfig,
+        sid: Option<String>,
+        status: StatusCode,
+        error: Option<&str>,
+        notice: Option<&str>,
+    ) -> Response {
+        if self.forms.len() >= MAX_FORMS {
+            self.forms.clear();
         }
-        let pre = self.token();
-        let nonce = self.token();
-        let form_id = format!("login-{}", self.rng.gen_range(1000..9999));
-        let body = html::login_page(&nonce, &form_id, error);
-        self.pending.insert(pre.clone(), (nonce, form_id));
+        let sid = match sid {
+            Some(s) if self.forms.contains_key(&s) => s,
+            _ => self.token(),
+        };
+        let token = self.token();
+        let build_id = format!("form-{}", &self.token()[..22]);
+        let hidden = vec![
+            ("_token".to_string(), token.clone()),
+            ("form_build_id".to_string(), build_id.clone()),
+            ("redirect_to".to_string(), "/schedule".to_string()),
+        ];
+        let variant = self.rng.gen();
+        let body = html::login_page(&LoginForm {
+            site: &config.site_name,
+            hidden: &hidden,
+            user_field: config.username_field.name(),
+            password_field: &config.password_field,
+            error,
+            notice,
+            variant,
+        });
+        self.forms
+            .insert(sid.clone(), Some(PendingForm { token, build_id }));
         let mut resp = html_response(status, body);
-        set_cookie(&mut resp, &format!("{PRE_COOKIE}={pre}; Path=/; HttpOnly"));
+        set_cookie(
+            &mut resp,
+            &format!("{SID_COOKIE}={sid}; Path=/; HttpOnly; SameSite=Lax"),
+        );
         resp
     }
 
@@ -144,16 +232,20 @@ impl Inner {
         uri: &Uri,
     ) -> Option<Response> {
         let now = Instant::now();
-        let sid = cookie(headers, SESSION_COOKIE);
-        match sid.as_deref().and_then(|s| self.sessions.get(s).copied()) {
-            Some(expires) if now < expires => return None,
-            Some(_) => {
-                if let Some(s) = &sid {
-                    self.sessions.remove(s);
+        let sid = cookie(headers, SID_COOKIE);
+        let mut expired = false;
+        if let Some(auth) = cookie(headers, AUTH_COOKIE) {
+            if let Some(session) = self.sessions.get(&auth) {
+                if now >= session.expires {
+                    self.sessions.remove(&auth);
+                    self.stats.session_expiries += 1;
+                    expired = true;
+                } else if !config.require_both_cookies
+                    || sid.as_deref() == Some(session.sid.as_str())
+                {
+                    return None;
                 }
-                self.stats.session_expiries += 1;
             }
-            None => {}
         }
         self.stats.unauthenticated += 1;
         self.expired_answers += 1;
@@ -164,44 +256,50 @@ impl Inner {
         };
         Some(if redirect {
             let mut resp = html_response(StatusCode::FOUND, String::new());
-            let location = format!("/login?redirect_to={}", uri.path());
+            let location = format!("/login?redirect_to={}", encode(uri.path()));
             if let Ok(v) = HeaderValue::from_str(&location) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             resp
         } else {
-            self.login_response(StatusCode::OK, None)
+            let notice = expired.then_some(EXPIRED);
+            self.login_response(config, sid, StatusCode::OK, None, notice)
         })
     }
 
     /// A 5xx page, when the dice say so.
-    fn injected_error(&mut self) -> Option<Response> {
-        let rate = self.faults.error_5xx_rate;
-        if rate > 0.0 && self.rng.gen_bool(rate.min(1.0)) {
-            self.stats.errors_injected += 1;
-            let (status, text) = [
-                (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
-                (StatusCode::BAD_GATEWAY, "Bad Gateway"),
-                (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
-            ][self.rng.gen_range(0..3)];
-            return Some(html_response(
-                status,
-                html::error_page(status.as_u16(), text),
-            ));
+    fn injected_error(&mut self, config: &BookingSimConfig) -> Option<Response> {
+        if !roll(&mut self.rng, self.faults.error_5xx_rate) {
+            return None;
         }
-        None
+        self.stats.errors_injected += 1;
+        let (status, text) = [
+            (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+            (StatusCode::BAD_GATEWAY, "Bad Gateway"),
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+        ][self.rng.gen_range(0..3)];
+        Some(html_response(
+            status,
+            html::error_page(&config.site_name, status.as_u16(), text),
+        ))
     }
 
-    /// The noise generator for one page (a borrowed RNG when noise is on).
-    fn noise(&mut self) -> Noise<'_> {
-        let on = self.faults.layout_noise;
-        Noise::new(on.then_some(&mut self.rng))
+    /// A maintenance page, when the dice say so.
+    fn maintenance(&mut self, config: &BookingSimConfig) -> Option<Response> {
+        if !roll(&mut self.rng, self.page_faults.maintenance_rate) {
+            return None;
+        }
+        self.stats.maintenance_injected += 1;
+        Some(html_response(
+            StatusCode::OK,
+            html::maintenance_page(&config.site_name),
+        ))
     }
 
     /// A 200 page, perhaps truncated, and how long to delay it.
     fn page(&mut self, mut body: String) -> (Response, Option<Duration>) {
         let f = self.faults;
-        if f.truncated_rate > 0.0 && self.rng.gen_bool(f.truncated_rate.min(1.0)) {
+        if roll(&mut self.rng, f.truncated_rate) && body.len() > 10 {
             self.stats.truncated_injected += 1;
             let len = body.len();
             let mut cut = self.rng.gen_range(len * 3 / 10..=len * 9 / 10);
@@ -210,43 +308,11 @@ impl Inner {
             }
             body.truncate(cut);
         }
-        let delay = (f.slow_rate > 0.0 && self.rng.gen_bool(f.slow_rate.min(1.0))).then(|| {
+        let delay = roll(&mut self.rng, f.slow_rate).then(|| {
             self.stats.slow_injected += 1;
             f.slow_delay
         });
         (html_response(StatusCode::OK, body), delay)
-    }
-
-    /// The seven days from `start`, each with the appointments shown on it.
-    fn week(
-        &self,
-        config: &BookingSimConfig,
-        start: NaiveDate,
-    ) -> Vec<(NaiveDate, Vec<&Appointment>)> {
-        let tz = config.tz;
-        let days: Vec<NaiveDate> = start.iter_days().take(7).collect();
-        let (first, last) = (days[0], days[days.len() - 1]);
-        let mut shown: Vec<(&Appointment, NaiveDate, NaiveDate)> = self
-            .appointments
-            .iter()
-            .filter(|a| !a.removed && (config.list_cancelled || !a.is_cancelled()))
-            .map(|a| {
-                let (from, to) = a.local_days(tz);
-                (a, from, to)
-            })
-            .filter(|(_, from, to)| *from <= last && *to >= first)
-            .collect();
-        shown.sort_by_key(|(a, _, _)| (a.check_in, a.id));
-        days.into_iter()
-            .map(|day| {
-                let on_day = shown
-                    .iter()
-                    .filter(|(_, from, to)| *from <= day && day <= *to)
-                    .map(|(a, _, _)| *a)
-                    .collect();
-                (day, on_day)
-            })
-            .collect()
     }
 }
 
@@ -257,6 +323,8 @@ fn html_response(status: StatusCode, body: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -273,72 +341,141 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+        .next_back()
 }
 
-fn not_found() -> Response {
-    html_response(StatusCode::NOT_FOUND, html::error_page(404, "Not Found"))
+/// Percent-encodes everything but unreserved characters.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn not_found(config: &BookingSimConfig) -> Response {
+    html_response(
+        StatusCode::NOT_FOUND,
+        html::error_page(&config.site_name, 404, "Page Not Found"),
+    )
 }
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/login", get(login_form).post(login_submit))
+        .route("/dashboard", get(dashboard))
         .route("/schedule", get(schedule_default))
         .route("/schedule/days-7/{y}/{m}/{d}", get(schedule_week))
+        .route("/schedule/a/{id}", get(detail_without_ts))
         .route("/schedule/a/{id}/{ts}", get(detail))
         .fallback(fallback)
+        .layer(middleware::from_fn_with_state(shared.clone(), count_layer))
         .with_state(shared)
 }
 
-async fn fallback(State(s): State<Arc<Shared>>) -> Response {
-    s.lock().count(&s.config, "other");
-    not_found()
+/// Counts every request as it arrives (whatever the route does with it),
+/// counts 404s, and holds every answer for the configured latency.
+async fn count_layer(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let route = route_of(req.method(), req.uri().path());
+    let latency = {
+        let mut inner = s.lock();
+        inner.count(&s.config, route);
+        inner.latency_sample()
+    };
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::NOT_FOUND {
+        s.lock().stats.not_found += 1;
+    }
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    resp
 }
 
-async fn login_form(State(s): State<Arc<Shared>>) -> Response {
-    let mut inner = s.lock();
-    inner.count(&s.config, "GET /login");
-    inner.login_response(StatusCode::OK, None)
+async fn fallback(State(s): State<Arc<Shared>>) -> Response {
+    not_found(&s.config)
+}
+
+async fn login_form(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let sid = cookie(&headers, SID_COOKIE);
+    s.lock()
+        .login_response(&s.config, sid, StatusCode::OK, None, None)
 }
 
 async fn login_submit(
     State(s): State<Arc<Shared>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
+    let config = &s.config;
+    let form = form.map(|Form(f)| f).unwrap_or_default();
     let mut inner = s.lock();
-    inner.count(&s.config, "POST /login");
-    let expected = cookie(&headers, PRE_COOKIE).and_then(|pre| inner.pending.remove(&pre));
+    let sid = cookie(&headers, SID_COOKIE);
+    let pending = sid
+        .as_ref()
+        .and_then(|s| inner.forms.get_mut(s))
+        .and_then(Option::take);
     let field = |name: &str| form.get(name).map(String::as_str);
-    let token_ok = expected.is_some_and(|(nonce, form_id)| {
-        field("_token") == Some(nonce.as_str()) && field("_form_id") == Some(form_id.as_str())
+    let token_ok = pending.is_some_and(|p| {
+        field("_token") == Some(p.token.as_str())
+            && field("form_build_id") == Some(p.build_id.as_str())
+            && field("redirect_to").is_some()
     });
     if !token_ok {
         inner.stats.login_failures += 1;
-        return inner.login_response(
-            StatusCode::OK,
-            Some("Invalid security token. Please reload the page and try again."),
-        );
+        return inner.login_response(config, sid, StatusCode::OK, Some(BAD_TOKEN), None);
     }
-    let creds_ok = field("username") == Some(s.config.username.as_str())
-        && field("password") == Some(s.config.password.as_str());
+    let creds_ok = field(config.username_field.name()) == Some(config.username.as_str())
+        && field(&config.password_field) == Some(config.password.as_str());
     if !creds_ok {
         inner.stats.login_failures += 1;
-        return inner.login_response(StatusCode::OK, Some("Invalid username or password."));
+        return inner.login_response(config, sid, StatusCode::OK, Some(BAD_LOGIN), None);
     }
     inner.stats.logins += 1;
-    let sid = inner.token();
-    let expires = Instant::now() + s.config.session_ttl;
-    inner.sessions.insert(sid.clone(), expires);
+    let now = Instant::now();
+    if inner.sessions.len() >= MAX_SESSIONS {
+        inner.sessions.retain(|_, v| v.expires > now);
+        if inner.sessions.len() >= MAX_SESSIONS {
+            inner.sessions.clear();
+        }
+    }
+    let auth = inner.token();
+    let expires = now
+        .checked_add(config.session_ttl)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 32)))
+        .unwrap_or(now);
+    inner.sessions.insert(
+        auth.clone(),
+        Session {
+            sid: sid.unwrap_or_default(),
+            expires,
+        },
+    );
+    let location = if inner.stats.logins % 2 == 1 {
+        "/schedule"
+    } else {
+        "/dashboard"
+    };
     let mut resp = html_response(StatusCode::FOUND, String::new());
     resp.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/schedule"));
+        .insert(header::LOCATION, HeaderValue::from_static(location));
     set_cookie(
         &mut resp,
-        &format!("{SESSION_COOKIE}={sid}; Path=/; HttpOnly"),
+        &format!("{AUTH_COOKIE}={auth}; Path=/; HttpOnly; SameSite=Lax"),
     );
-    set_cookie(&mut resp, &format!("{PRE_COOKIE}=; Path=/; Max-Age=0"));
+    set_cookie(
+        &mut resp,
+        &format!(
+            "bk_last_login={}; Path=/",
+            Utc::now().with_timezone(&config.tz).date_naive()
+        ),
+    );
     resp
 }
 
@@ -346,23 +483,24 @@ async fn login_submit(
 /// the body (or `None` for a 404).
 async fn guarded_page(
     s: &Shared,
-    route: &str,
     headers: &HeaderMap,
     uri: &Uri,
     render: impl FnOnce(&mut Inner, &BookingSimConfig) -> Option<String>,
 ) -> Response {
     let (resp, delay) = {
         let mut inner = s.lock();
-        inner.count(&s.config, route);
         if let Some(resp) = inner.authorize(&s.config, headers, uri) {
             return resp;
         }
-        if let Some(resp) = inner.injected_error() {
+        if let Some(resp) = inner.injected_error(&s.config) {
+            return resp;
+        }
+        if let Some(resp) = inner.maintenance(&s.config) {
             return resp;
         }
         match render(&mut inner, &s.config) {
             Some(body) => inner.page(body),
-            None => return not_found(),
+            None => return not_found(&s.config),
         }
     };
     if let Some(delay) = delay {
@@ -371,23 +509,118 @@ async fn guarded_page(
     resp
 }
 
-fn render_week(inner: &mut Inner, config: &BookingSimConfig, start: NaiveDate) -> String {
-    // Render with an owned copy of the rows so the RNG can be borrowed.
-    let week: Vec<(NaiveDate, Vec<Appointment>)> = inner
-        .week(config, start)
-        .into_iter()
-        .map(|(d, appts)| (d, appts.into_iter().cloned().collect()))
-        .collect();
-    let borrowed: Vec<(NaiveDate, Vec<&Appointment>)> =
-        week.iter().map(|(d, a)| (*d, a.iter().collect())).collect();
-    html::week_page(start, &borrowed, config.tz, &mut inner.noise())
+async fn dashboard(State(s): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> Response {
+    let mut inner = s.lock();
+    if let Some(resp) = inner.authorize(&s.config, &headers, &uri) {
+        return resp;
+    }
+    html_response(StatusCode::OK, html::dashboard_page(&s.config.site_name))
+}
+
+fn week_hash(seed: u64, start: NaiveDate) -> u64 {
+    let days = start.signed_duration_since(NaiveDate::MIN).num_days() as u64;
+    Mix::new(seed ^ days.wrapping_mul(0x9E37_79B9)).next()
+}
+
+fn render_week(
+    inner: &mut Inner,
+    config: &BookingSimConfig,
+    start: NaiveDate,
+    self_path: &str,
+) -> Option<String> {
+    let tz = config.tz;
+    let last = start.checked_add_signed(ChronoDuration::days(6))?;
+    let days: Vec<NaiveDate> = start.iter_days().take(7).collect();
+    let unlinked = roll(&mut inner.rng, inner.page_faults.changed_layout_rate);
+    if unlinked {
+        inner.stats.changed_layout_injected += 1;
+    }
+    let h = week_hash(config.seed, start);
+    let layout = match config.schedule_layout {
+        ScheduleLayout::Grid => Layout::Grid,
+        ScheduleLayout::Columns => Layout::Columns,
+        ScheduleLayout::Agenda => Layout::Agenda,
+        ScheduleLayout::Varied => [Layout::Grid, Layout::Columns, Layout::Agenda][(h % 3) as usize],
+    };
+    let pager = [Pager::ClassNext, Pager::RelNext, Pager::Bootstrap][((h >> 8) % 3) as usize];
+    let data_last = config
+        .start
+        .checked_add_signed(ChronoDuration::days(i64::from(config.days.max(1)) - 1))
+        .unwrap_or(config.start);
+    let rate = config.self_next_rate;
+    let self_next = (config.self_next_after_end && start > data_last)
+        || (rate.is_finite() && rate > 0.0 && ((h >> 16) % 10_000) as f64 / 10_000.0 < rate);
+    let next = start.checked_add_signed(ChronoDuration::days(7));
+    let next_href = match next {
+        Some(n) if !self_next => html::week_path(n),
+        _ => self_path.to_string(),
+    };
+    let prev_href = start
+        .checked_sub_signed(ChronoDuration::days(7))
+        .map_or_else(|| self_path.to_string(), html::week_path);
+    let Inner {
+        appointments,
+        rng,
+        faults,
+        ..
+    } = inner;
+    let mut per_day: Vec<(NaiveDate, Vec<Card<'_>>)> =
+        days.iter().map(|d| (*d, Vec::new())).collect();
+    for a in appointments.values() {
+        if a.removed || (!config.list_cancelled && a.status.trim().eq_ignore_ascii_case(CANCELED)) {
+            continue;
+        }
+        for (s, e) in a.occurrences(tz, start, last) {
+            let from = s.with_timezone(&tz).date_naive().max(start);
+            let to = e.with_timezone(&tz).date_naive().min(last);
+            for (day, cards) in per_day.iter_mut() {
+                if from <= *day && *day <= to.max(from) {
+                    cards.push(Card {
+                        a,
+                        start: s,
+                        end: e,
+                    });
+                }
+            }
+        }
+    }
+    for (_, cards) in per_day.iter_mut() {
+        cards.sort_by(|x, y| (x.start, &x.a.id).cmp(&(y.start, &y.a.id)));
+    }
+    let page = WeekPage {
+        site: &config.site_name,
+        tz,
+        start,
+        layout,
+        pager,
+        next_href,
+        prev_href,
+        unlinked,
+    };
+    let mut noise = Noise::new(faults.layout_noise.then_some(rng));
+    Some(html::week_page(&page, &per_day, &mut noise))
 }
 
 async fn schedule_default(State(s): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> Response {
-    guarded_page(&s, "GET /schedule", &headers, &uri, |inner, config| {
-        Some(render_week(inner, config, config.start))
+    let config = &s.config;
+    let start = config
+        .default_week_start
+        .unwrap_or_else(|| Utc::now().with_timezone(&config.tz).date_naive());
+    guarded_page(&s, &headers, &uri, |inner, config| {
+        render_week(inner, config, start, "/schedule")
     })
     .await
+}
+
+/// A path number: digits only; with `strict`, no leading zero.
+fn number<T: std::str::FromStr>(text: &str, strict: bool) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if strict && text.len() > 1 && text.starts_with('0') {
+        return None;
+    }
+    text.parse().ok()
 }
 
 async fn schedule_week(
@@ -396,34 +629,78 @@ async fn schedule_week(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let start = match (y.parse::<i32>(), m.parse::<u32>(), d.parse::<u32>()) {
-        (Ok(y), Ok(m), Ok(d)) => NaiveDate::from_ymd_opt(y, m, d),
+    let strict = s.config.strict_week_paths;
+    let start = match (
+        number::<i32>(&y, strict),
+        number(&m, strict),
+        number(&d, strict),
+    ) {
+        (Some(y), Some(m), Some(d)) => NaiveDate::from_ymd_opt(y, m, d),
         _ => None,
     };
-    guarded_page(
-        &s,
-        "GET /schedule/days-7",
-        &headers,
-        &uri,
-        |inner, config| start.map(|start| render_week(inner, config, start)),
-    )
+    let path = uri.path().to_string();
+    guarded_page(&s, &headers, &uri, |inner, config| {
+        start.and_then(|start| render_week(inner, config, start, &path))
+    })
     .await
+}
+
+fn render_detail(
+    inner: &mut Inner,
+    config: &BookingSimConfig,
+    id: &str,
+    ts: Option<i64>,
+) -> Option<String> {
+    let priced = match inner.appointments.get(id) {
+        Some(a) if !a.removed => a.pricing.as_ref().is_some_and(|p| !p.lines.is_empty()),
+        _ => return None,
+    };
+    let drop_price_divs = priced && roll(&mut inner.rng, inner.page_faults.price_divs_missing_rate);
+    if drop_price_divs {
+        inner.stats.price_divs_dropped += 1;
+    }
+    let Inner {
+        appointments,
+        rng,
+        faults,
+        ..
+    } = inner;
+    let a = appointments.get(id)?;
+    let (start, end) = a.occurrence_at(config.tz, ts);
+    let page = DetailPage {
+        site: &config.site_name,
+        tz: config.tz,
+        start,
+        end,
+        drop_price_divs,
+        thousands: config.total_thousands_separator,
+    };
+    let mut noise = Noise::new(faults.layout_noise.then_some(rng));
+    Some(html::detail_page(a, &page, &mut noise))
 }
 
 async fn detail(
     State(s): State<Arc<Shared>>,
-    Path((id, _ts)): Path<(String, String)>,
+    Path((id, ts)): Path<(String, String)>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    guarded_page(&s, "GET /schedule/a", &headers, &uri, |inner, config| {
-        let appt = id
-            .parse::<u64>()
-            .ok()
-            .and_then(|id| inner.find(id))
-            .filter(|a| !a.removed)?
-            .clone();
-        Some(html::detail_page(&appt, config.tz, &mut inner.noise()))
+    // The timestamp is digits; anything else is not a detail page.
+    let ts = number::<i64>(&ts, false);
+    guarded_page(&s, &headers, &uri, |inner, config| {
+        ts.and_then(|ts| render_detail(inner, config, &id, Some(ts)))
+    })
+    .await
+}
+
+async fn detail_without_ts(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    guarded_page(&s, &headers, &uri, |inner, config| {
+        render_detail(inner, config, &id, None)
     })
     .await
 }
