@@ -539,3 +539,38 @@ async fn data_is_seeded_and_can_change_during_a_sync() {
     assert_eq!(changed, 15);
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn huge_page_numbers_give_empty_pages() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let huge = u64::MAX.to_string();
+    for path in [format!("/records/{COMPANY}"), format!("/clients/{COMPANY}")] {
+        let (status, body) = get(
+            &sim,
+            &path,
+            &[("page", huge.clone()), ("count", "200".into())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body["data"], json!([]));
+        assert!(body["meta"]["total_count"].as_u64().unwrap() > 0);
+        let (status, body) = get(&sim, &path, &[("page", format!("{huge}0"))]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(body["meta"]["errors"]["page"].is_array());
+    }
+    let search = format!("/company/{COMPANY}/clients/search");
+    let (status, body) = post(
+        &sim,
+        &search,
+        json!({"page": u64::MAX, "page_size": 200, "fields": ["id"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!([]));
+    assert_eq!(body["meta"]["total_count"], json!(120));
+    // Still serving.
+    let (status, _) = post(&sim, &search, json!({"page": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -485,6 +485,19 @@ fn company_id(raw: &str) -> u64 {
     raw.parse().unwrap_or(0)
 }
 
+/// The company a request names (the gate already checked access).
+fn company_of<'a>(s: &'a SimState, raw: &str) -> Result<&'a CompanyData, Response> {
+    s.companies
+        .get(&company_id(raw))
+        .ok_or_else(|| envelope_error(StatusCode::FORBIDDEN, "No access to the company", None))
+}
+
+/// Items before page `page` (from 1) of `size` items; saturates instead of
+/// overflowing on huge numbers.
+fn offset(page: u64, size: u64) -> usize {
+    usize::try_from(page.saturating_sub(1).saturating_mul(size)).unwrap_or(usize::MAX)
+}
+
 // ---------------------------------------------------------------- handlers
 
 type St = AxState<Arc<Shared>>;
@@ -602,7 +615,7 @@ async fn clients_search(
         let order_by = body.get("order_by").and_then(Value::as_str).unwrap_or("id");
         let desc = body.get("order_by_direction").and_then(Value::as_str) == Some("desc");
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let mut rows: Vec<&super::data::ClientRow> = c.clients.iter().collect();
         match order_by {
             "id" => {}
@@ -618,7 +631,7 @@ async fn clients_search(
             rows.reverse();
         }
         let total = rows.len();
-        let start = ((page - 1) * page_size) as usize;
+        let start = offset(page, page_size);
         let data: Vec<Value> = rows
             .iter()
             .skip(start)
@@ -678,7 +691,7 @@ async fn clients_list(
             ));
         }
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let after = parse_instant_param(&p, "changed_after", c.tz)?;
         let before = parse_instant_param(&p, "changed_before", c.tz)?;
         let rows: Vec<&Value> = c
@@ -691,7 +704,7 @@ async fn clients_list(
         let total = rows.len();
         let data: Vec<Value> = rows
             .into_iter()
-            .skip(((page - 1) * count) as usize)
+            .skip(offset(page, count))
             .take(count as usize)
             .cloned()
             .collect();
@@ -729,13 +742,16 @@ async fn client_one(
     };
     let found = {
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
-        client.parse::<i64>().ok().and_then(|id| {
-            c.clients
-                .binary_search_by_key(&id, |r| r.id)
-                .ok()
-                .map(|i| c.clients[i].value.clone())
-        })
+        let id = client.parse::<i64>().ok();
+        s.companies
+            .get(&company_id(&company))
+            .zip(id)
+            .and_then(|(c, id)| {
+                c.clients
+                    .binary_search_by_key(&id, |r| r.id)
+                    .ok()
+                    .map(|i| c.clients[i].value.clone())
+            })
     };
     match found {
         Some(v) => success(StatusCode::OK, v, json!([]), pass.truncate),
@@ -800,7 +816,7 @@ async fn records(
         };
         let with_deleted = flag(&p, "with_deleted");
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let after = parse_instant_param(&p, "changed_after", c.tz)?;
         let before = parse_instant_param(&p, "changed_before", c.tz)?;
         let keep = |r: &&RecordRow| {
@@ -819,7 +835,7 @@ async fn records(
             .records
             .iter()
             .filter(keep)
-            .skip(((page - 1) * count) as usize)
+            .skip(offset(page, count))
             .take(count as usize)
             .map(|r| r.value.clone())
             .collect();
@@ -871,7 +887,7 @@ async fn visits_search(
         let to = day("to")?;
         let attendance = body.get("attendance").and_then(Value::as_i64);
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let client_id = match (body.get("client_id"), body.get("client_phone")) {
             (Some(Value::Number(n)), _) => n
                 .as_i64()
