@@ -7,9 +7,11 @@
 //! `GET /client/{company}/{id}`, `GET /records/{company}` and
 //! `POST /company/{id}/clients/visits/search`, in the `{success, data, meta}`
 //! envelope. It enforces the documented limits (by default 5/s and 200/min
-//! per client IP) with 429, counts every request and every breach, and can
-//! inject faults (5xx, slow answers, truncated bodies, token revocation,
-//! random 429s, data changing during a sync).
+//! per client IP) with 429, counts every request, every breach per window
+//! and the highest rate each budget key reached, keeps the arrival times,
+//! can delay every answer ([`Latency`]) and inject faults (5xx, slow
+//! answers, truncated bodies, token revocation, random 429s, data changing
+//! during a sync).
 //!
 //! Choices where the reference is silent (documented so that a test can tell):
 //! - `changed_after` / `changed_before` are read as ISO 8601; an offset is
@@ -23,10 +25,25 @@
 //!   day; the next page is asked with `meta.dateCursor` (`{from, to}`) as the
 //!   body's `from`/`to`; `dateCursor` is `null` on the last page. Items are
 //!   the same record objects `GET /records` serves; deleted ones are left out.
+//! - Page numbers so large that the offset overflows give an empty page;
+//!   numbers that are not a `u64` are a 422.
 //! - A request over the limit is answered 429 and not counted in the window.
+//!   A request arrives when its handler starts (its body read); it is
+//!   counted in the windows then, before any latency. Peaks
+//!   ([`SimStats::peaks`]) use the same windows as the limits (a request one
+//!   second or more older is out) and are kept even without limits; with
+//!   [`LimitScope::PerToken`] the key is the whole `Authorization` header.
+//! - Latency delays every answer the simulator makes (refusals, 404s and
+//!   429s too), after the request is counted and before its answer is built;
+//!   a slow fault adds its delay on top. Uniform latencies come from their
+//!   own seeded generator, so turning latency on does not move the fault
+//!   decisions.
+//! - [`SimStats::per_company`] counts every request whose path names a
+//!   company id, served or not.
 //! - Truncated bodies are well framed (a short `Content-Length`) but cut in
 //!   the middle of the JSON.
 
+mod accounting;
 mod data;
 mod server;
 
@@ -38,7 +55,7 @@ use std::time::Duration;
 use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -155,6 +172,54 @@ pub struct ChangeDuringSync {
     pub fraction: f64,
 }
 
+/// How long every answer waits before it is sent (on top of
+/// [`Faults::slow_delay`] for a slow answer). Requests are counted in the
+/// limit windows when they arrive, not when they are answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Latency {
+    /// Answer at once.
+    #[default]
+    None,
+    /// The same wait for every answer.
+    Fixed(Duration),
+    /// A wait drawn uniformly in `[min, max]` (bounds in either order) from
+    /// a generator seeded by [`YclientsSimConfig::seed`].
+    Uniform {
+        /// Shortest wait.
+        min: Duration,
+        /// Longest wait.
+        max: Duration,
+    },
+}
+
+impl Latency {
+    /// A fixed wait of `ms` milliseconds.
+    pub fn fixed_ms(ms: u64) -> Self {
+        Self::Fixed(Duration::from_millis(ms))
+    }
+
+    /// A wait uniform between `min_ms` and `max_ms` milliseconds.
+    pub fn uniform_ms(min_ms: u64, max_ms: u64) -> Self {
+        Self::Uniform {
+            min: Duration::from_millis(min_ms),
+            max: Duration::from_millis(max_ms),
+        }
+    }
+
+    /// Draws one wait.
+    pub(crate) fn sample(&self, rng: &mut StdRng) -> Duration {
+        match *self {
+            Self::None => Duration::ZERO,
+            Self::Fixed(d) => d,
+            Self::Uniform { min, max } => {
+                let (lo, hi) = if min <= max { (min, max) } else { (max, min) };
+                let cap = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                Duration::from_nanos(rng.gen_range(cap(lo)..=cap(hi)))
+            }
+        }
+    }
+}
+
 /// Everything the simulator serves and how it behaves.
 #[derive(Clone, Debug)]
 pub struct YclientsSimConfig {
@@ -175,6 +240,8 @@ pub struct YclientsSimConfig {
     pub tz: Tz,
     /// Limits enforced with 429.
     pub limits: SimLimits,
+    /// Wait before every answer. Default: [`Latency::None`].
+    pub latency: Latency,
     /// The partner token every request must carry.
     pub partner_token: String,
     /// Login accepted by `POST /auth`.
@@ -206,6 +273,7 @@ impl Default for YclientsSimConfig {
             days: 730,
             tz: chrono_tz::Europe::Moscow,
             limits: SimLimits::DOCUMENTED,
+            latency: Latency::None,
             partner_token: "sim-partner-token".into(),
             login: "owner@example.test".into(),
             password: "sim-password".into(),
@@ -226,6 +294,32 @@ impl YclientsSimConfig {
     }
 }
 
+/// The most requests one budget key sent in any sliding window, by arrival
+/// time (see [`SimStats::peaks`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowPeaks {
+    /// Most requests that arrived in any one second, answered or refused.
+    /// At most the per-second limit exactly when no request was refused
+    /// for that window.
+    pub per_second: u64,
+    /// Most requests that arrived in any sixty seconds.
+    pub per_minute: u64,
+    /// Most requests counted in the limit windows (not refused for a full
+    /// window) in any one second; never above the limit.
+    pub counted_per_second: u64,
+    /// The same over sixty seconds.
+    pub counted_per_minute: u64,
+}
+
+/// One request's arrival (see [`RunningYclientsSim::arrivals`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// When, since the simulator started or its stats were last reset.
+    pub at: Duration,
+    /// Refused with 429 because a limit window was full.
+    pub over_limit: bool,
+}
+
 /// Counters of everything the simulator answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SimStats {
@@ -233,6 +327,11 @@ pub struct SimStats {
     pub requests: u64,
     /// Requests that arrived while a limit window was full.
     pub limit_breaches: u64,
+    /// Requests that arrived while the per-second window was full.
+    pub breaches_per_second: u64,
+    /// Requests that arrived while the per-minute window was full (a request
+    /// finding both full counts in both).
+    pub breaches_per_minute: u64,
     /// 429 answers (breaches and injected ones).
     pub responses_429: u64,
     /// 401 answers.
@@ -246,14 +345,43 @@ pub struct SimStats {
     /// Successful `POST /auth` answers.
     pub logins: u64,
     /// Requests per endpoint: `auth`, `clients_search`, `clients_list`,
-    /// `client`, `records`, `visits_search`, `other`.
+    /// `client`, `records`, `visits_search`, `services`,
+    /// `service_categories`, `staff`, `companies`, `other`.
     pub per_endpoint: BTreeMap<String, u64>,
+    /// Requests per company id named in the path (served or not).
+    pub per_company: BTreeMap<u64, u64>,
+    /// Peaks per budget key: the client IP (`127.0.0.1`) with
+    /// [`LimitScope::PerIp`], the whole `Authorization` header with
+    /// [`LimitScope::PerToken`]. Tracked with and without limits.
+    pub peaks: BTreeMap<String, WindowPeaks>,
 }
 
 impl SimStats {
     /// Requests to one endpoint.
     pub fn endpoint(&self, name: &str) -> u64 {
         self.per_endpoint.get(name).copied().unwrap_or(0)
+    }
+
+    /// Requests naming one company.
+    pub fn company(&self, id: u64) -> u64 {
+        self.per_company.get(&id).copied().unwrap_or(0)
+    }
+
+    /// The peaks of one budget key (zero if it sent nothing).
+    pub fn peak(&self, key: &str) -> WindowPeaks {
+        self.peaks.get(key).copied().unwrap_or_default()
+    }
+
+    /// The highest peaks over every key (each field on its own).
+    pub fn max_peaks(&self) -> WindowPeaks {
+        self.peaks
+            .values()
+            .fold(WindowPeaks::default(), |a, p| WindowPeaks {
+                per_second: a.per_second.max(p.per_second),
+                per_minute: a.per_minute.max(p.per_minute),
+                counted_per_second: a.counted_per_second.max(p.counted_per_second),
+                counted_per_minute: a.counted_per_minute.max(p.counted_per_minute),
+            })
     }
 }
 
@@ -339,7 +467,8 @@ impl RunningYclientsSim {
         self.addr
     }
 
-    /// The configuration it runs with.
+    /// The configuration it started with (see the setters for what can
+    /// change since).
     pub fn config(&self) -> &YclientsSimConfig {
         &self.shared.config
     }
@@ -349,9 +478,24 @@ impl RunningYclientsSim {
         self.shared.lock().stats.clone()
     }
 
-    /// Resets the counters (not the limit windows).
+    /// Resets the counters, the peaks and the arrival times (arrivals count
+    /// from now on), not the limit windows.
     pub fn reset_stats(&self) {
-        self.shared.lock().stats = SimStats::default();
+        let mut s = self.shared.lock();
+        s.stats = SimStats::default();
+        s.accounting.reset();
+    }
+
+    /// Every request's arrival since the start or the last
+    /// [`RunningYclientsSim::reset_stats`], in order (24 bytes each).
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.shared.lock().accounting.arrivals()
+    }
+
+    /// Requests that arrived in each whole second since the start or the
+    /// last reset (index 0: the first second), refused ones included.
+    pub fn arrivals_per_second(&self) -> Vec<u64> {
+        self.shared.lock().accounting.per_second()
     }
 
     /// The user token currently valid.
@@ -429,6 +573,11 @@ impl RunningYclientsSim {
         let mut s = self.shared.lock();
         s.limits = limits;
         s.windows.clear();
+    }
+
+    /// Replaces the latency of answers from now on.
+    pub fn set_latency(&self, latency: Latency) {
+        self.shared.lock().latency = latency;
     }
 
     /// Stops the server and waits for it.

@@ -23,8 +23,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
+use super::accounting::Accounting;
 use super::data::{CompanyData, RecordRow};
-use super::{Faults, LimitScope, RetryAfter, SimLimits, SimStats, YclientsSimConfig};
+use super::{Faults, Latency, LimitScope, RetryAfter, SimLimits, SimStats, YclientsSimConfig};
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
 const VISITS_PAGE: usize = 25;
@@ -47,6 +48,12 @@ pub(crate) struct SimState {
     /// limit.
     pub(crate) windows: HashMap<String, VecDeque<Instant>>,
     pub(crate) user_token: String,
+    /// Peaks and arrival times.
+    pub(crate) accounting: Accounting,
+    pub(crate) latency: Latency,
+    /// Draws latencies only, so that turning latency on does not move the
+    /// fault decisions.
+    latency_rng: StdRng,
     token_generation: u64,
     token_uses: u64,
     rng: StdRng,
@@ -72,6 +79,9 @@ impl Shared {
             faults: config.faults.clone(),
             windows: HashMap::new(),
             user_token: config.user_token.clone(),
+            accounting: Accounting::new(),
+            latency: config.latency,
+            latency_rng: StdRng::seed_from_u64(config.seed ^ 0x1A7E_u64.rotate_left(24)),
             token_generation: 0,
             token_uses: 0,
             rng: StdRng::seed_from_u64(config.seed ^ 0x00FA_u64.rotate_left(40)),
@@ -204,10 +214,12 @@ fn seconds_until_free(times: &VecDeque<Instant>, limits: &SimLimits, now: Instan
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
+const SECOND: Duration = Duration::from_secs(1);
+
 fn windows_of(limits: &SimLimits) -> Vec<(Duration, usize)> {
     let mut w = Vec::new();
     if let Some(n) = limits.per_second {
-        w.push((Duration::from_secs(1), n.max(1) as usize));
+        w.push((SECOND, n.max(1) as usize));
     }
     if let Some(n) = limits.per_minute {
         w.push((Duration::from_secs(60), n.max(1) as usize));
@@ -215,8 +227,22 @@ fn windows_of(limits: &SimLimits) -> Vec<(Duration, usize)> {
     w
 }
 
+/// Who shares a budget with this request.
+fn scope_key(scope: LimitScope, peer: SocketAddr, headers: &HeaderMap) -> String {
+    match scope {
+        LimitScope::PerIp => peer.ip().to_string(),
+        LimitScope::PerToken => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
 /// Counts the request, then enforces (in order) the limits, injected 429 and
-/// 5xx, the `Accept` header, the tokens and access to the company.
+/// 5xx, the `Accept` header, the tokens and (for [`Needs::User`]) access to
+/// the company. Every answer, refusals included, waits for the latency; the
+/// request is counted in the windows at its arrival, before that wait.
 async fn gate(
     shared: &Shared,
     peer: SocketAddr,
@@ -225,113 +251,146 @@ async fn gate(
     needs: Needs,
     company: Option<&str>,
 ) -> Result<Pass, Response> {
-    let (slow, pass) = {
-        let mut s = shared.lock();
-        let s = &mut *s;
-        s.stats.requests += 1;
-        *s.stats
-            .per_endpoint
-            .entry(endpoint.to_string())
-            .or_default() += 1;
-        maybe_change_data(s);
+    let (wait, outcome) = gate_now(shared, peer, headers, endpoint, needs, company);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    outcome
+}
 
-        // Limits.
-        let windows = windows_of(&s.limits);
-        if !windows.is_empty() {
-            let key = match s.limits.scope {
-                LimitScope::PerIp => peer.ip().to_string(),
-                LimitScope::PerToken => headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string(),
-            };
-            let now = Instant::now();
-            let longest = windows.iter().map(|w| w.0).max().unwrap_or_default();
-            let cap = windows.iter().map(|w| w.1).max().unwrap_or(1);
-            let times = s.windows.entry(key).or_default();
-            while times
-                .front()
-                .is_some_and(|&t| now.duration_since(t) >= longest)
-            {
-                times.pop_front();
-            }
-            let full = windows.iter().any(|&(len, max)| {
+/// The decision of [`gate`] and how long to wait before answering.
+fn gate_now(
+    shared: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+    needs: Needs,
+    company: Option<&str>,
+) -> (Duration, Result<Pass, Response>) {
+    let mut s = shared.lock();
+    let s = &mut *s;
+    let now = Instant::now();
+    s.stats.requests += 1;
+    *s.stats
+        .per_endpoint
+        .entry(endpoint.to_string())
+        .or_default() += 1;
+    if let Some(id) = company.and_then(|c| c.parse::<u64>().ok()) {
+        *s.stats.per_company.entry(id).or_default() += 1;
+    }
+    let latency = s.latency.sample(&mut s.latency_rng);
+    maybe_change_data(s);
+
+    // Limits, by arrival time.
+    let key = scope_key(s.limits.scope, peer, headers);
+    let windows = windows_of(&s.limits);
+    let mut refused = None;
+    if !windows.is_empty() {
+        let longest = windows.iter().map(|w| w.0).max().unwrap_or_default();
+        let cap = windows.iter().map(|w| w.1).max().unwrap_or(1);
+        let times = s.windows.entry(key.clone()).or_default();
+        while times
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= longest)
+        {
+            times.pop_front();
+        }
+        let full: Vec<Duration> = windows
+            .iter()
+            .filter(|&&(len, max)| {
                 times
                     .iter()
                     .filter(|&&t| now.duration_since(t) < len)
                     .count()
                     >= max
-            });
-            if full {
-                let wait = seconds_until_free(times, &s.limits, now);
-                s.stats.limit_breaches += 1;
-                return Err(too_many(s, Some(wait)));
-            }
+            })
+            .map(|w| w.0)
+            .collect();
+        if full.is_empty() {
             times.push_back(now);
             while times.len() > cap {
                 times.pop_front();
             }
-        }
-
-        // Injected faults.
-        if s.faults.random_429_rate > 0.0 && s.rng.gen_bool(s.faults.random_429_rate.min(1.0)) {
-            return Err(too_many(s, Some(1)));
-        }
-        if s.faults.error_5xx_rate > 0.0 && s.rng.gen_bool(s.faults.error_5xx_rate.min(1.0)) {
-            s.stats.responses_5xx += 1;
-            let status = [
-                StatusCode::INTERNAL_SERVER_ERROR,
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-            ][s.rng.gen_range(0..3)];
-            return Err(
-                (status, "<html><body>temporarily unavailable</body></html>").into_response(),
-            );
-        }
-
-        // Request shape and credentials.
-        let accept_ok = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains(ACCEPT));
-        if shared.config.require_accept_header && !accept_ok {
-            s.stats.responses_4xx += 1;
-            return Err(envelope_error(
-                StatusCode::BAD_REQUEST,
-                "Accept header must be application/vnd.yclients.v2+json",
-                None,
-            ));
-        }
-        let auth = parse_authorization(headers);
-        if auth.partner.as_deref() != Some(shared.config.partner_token.as_str()) {
-            s.stats.responses_401 += 1;
-            return Err(envelope_error(
-                StatusCode::UNAUTHORIZED,
-                "Partner authentication failed",
-                None,
-            ));
-        }
-        if needs == Needs::User {
-            if auth.user.as_deref() != Some(s.user_token.as_str()) {
-                s.stats.responses_401 += 1;
-                return Err(envelope_error(
-                    StatusCode::UNAUTHORIZED,
-                    "User authentication failed",
-                    None,
-                ));
-            }
-            s.token_uses += 1;
-            if let Some(n) = s.faults.revoke_token_after_requests {
-                if s.token_uses > n {
-                    s.rotate_token();
-                    s.stats.responses_401 += 1;
-                    return Err(envelope_error(
-                        StatusCode::UNAUTHORIZED,
-                        "User token revoked",
-                        None,
-                    ));
+        } else {
+            refused = Some(seconds_until_free(times, &s.limits, now));
+            s.stats.limit_breaches += 1;
+            for len in full {
+                if len == SECOND {
+                    s.stats.breaches_per_second += 1;
+                } else {
+                    s.stats.breaches_per_minute += 1;
                 }
+            }
+        }
+    }
+    s.accounting
+        .arrive(&mut s.stats.peaks, &key, now, refused.is_none());
+    if let Some(wait) = refused {
+        return (latency, Err(too_many(s, Some(wait))));
+    }
+    let (extra, outcome) = checks(shared, s, headers, needs, company);
+    (latency + extra, outcome)
+}
+
+/// Everything after the limits: injected faults, request shape, credentials,
+/// access; and the slow-answer delay of a request that passes.
+fn checks(
+    shared: &Shared,
+    s: &mut SimState,
+    headers: &HeaderMap,
+    needs: Needs,
+    company: Option<&str>,
+) -> (Duration, Result<Pass, Response>) {
+    // Injected faults.
+    if s.faults.random_429_rate > 0.0 && s.rng.gen_bool(s.faults.random_429_rate.min(1.0)) {
+        return (Duration::ZERO, Err(too_many(s, Some(1))));
+    }
+    if s.faults.error_5xx_rate > 0.0 && s.rng.gen_bool(s.faults.error_5xx_rate.min(1.0)) {
+        s.stats.responses_5xx += 1;
+        let status = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ][s.rng.gen_range(0..3)];
+        return (
+            Duration::ZERO,
+            Err((status, "<html><body>temporarily unavailable</body></html>").into_response()),
+        );
+    }
+    let refuse = |s: &mut SimState, status: StatusCode, message: &str| {
+        if status == StatusCode::UNAUTHORIZED {
+            s.stats.responses_401 += 1;
+        } else {
+            s.stats.responses_4xx += 1;
+        }
+        (Duration::ZERO, Err(envelope_error(status, message, None)))
+    };
+
+    // Request shape and credentials.
+    let accept_ok = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ACCEPT));
+    if shared.config.require_accept_header && !accept_ok {
+        return refuse(
+            s,
+            StatusCode::BAD_REQUEST,
+            "Accept header must be application/vnd.yclients.v2+json",
+        );
+    }
+    let auth = parse_authorization(headers);
+    if auth.partner.as_deref() != Some(shared.config.partner_token.as_str()) {
+        return refuse(s, StatusCode::UNAUTHORIZED, "Partner authentication failed");
+    }
+    if needs == Needs::User {
+        if auth.user.as_deref() != Some(s.user_token.as_str()) {
+            return refuse(s, StatusCode::UNAUTHORIZED, "User authentication failed");
+        }
+        s.token_uses += 1;
+        if let Some(n) = s.faults.revoke_token_after_requests {
+            if s.token_uses > n {
+                s.rotate_token();
+                return refuse(s, StatusCode::UNAUTHORIZED, "User token revoked");
             }
         }
         if let Some(raw) = company {
@@ -340,28 +399,22 @@ async fn gate(
                 .ok()
                 .is_some_and(|id| s.companies.contains_key(&id));
             if !known {
-                s.stats.responses_4xx += 1;
-                return Err(envelope_error(
-                    StatusCode::FORBIDDEN,
-                    "No access to the company",
-                    None,
-                ));
+                return refuse(s, StatusCode::FORBIDDEN, "No access to the company");
             }
         }
-
-        let slow = (s.faults.slow_rate > 0.0 && s.rng.gen_bool(s.faults.slow_rate.min(1.0)))
-            .then_some(s.faults.slow_delay);
-        let truncate =
-            s.faults.truncated_rate > 0.0 && s.rng.gen_bool(s.faults.truncated_rate.min(1.0));
-        if truncate {
-            s.stats.truncated += 1;
-        }
-        (slow, Pass { truncate })
-    };
-    if let Some(d) = slow {
-        tokio::time::sleep(d).await;
     }
-    Ok(pass)
+
+    let slow = if s.faults.slow_rate > 0.0 && s.rng.gen_bool(s.faults.slow_rate.min(1.0)) {
+        s.faults.slow_delay
+    } else {
+        Duration::ZERO
+    };
+    let truncate =
+        s.faults.truncated_rate > 0.0 && s.rng.gen_bool(s.faults.truncated_rate.min(1.0));
+    if truncate {
+        s.stats.truncated += 1;
+    }
+    (slow, Ok(Pass { truncate }))
 }
 
 fn too_many(s: &mut SimState, wait_secs: Option<u64>) -> Response {
