@@ -778,3 +778,168 @@ async fn breaches_are_counted_per_window_with_peaks_and_arrivals() {
     assert_eq!(stats.limit_breaches, 0);
     assert_eq!(stats.peaks.len(), 2);
 }
+
+#[tokio::test]
+async fn deprecated_clients_list_pages_filters_and_can_be_gone() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let path = format!("/clients/{COMPANY}");
+    let snapshot = sim.clients(COMPANY);
+    assert_eq!(snapshot.len(), 120);
+
+    // Paging: whole list in id order, total on every page, then nothing.
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let (status, body) = get(
+            &sim,
+            &path,
+            &[("page", page.to_string()), ("count", "50".into())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["success"], json!(true));
+        assert_eq!(body["meta"]["total_count"], json!(120));
+        assert_eq!(body["meta"]["page"], json!(page));
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), [50, 50, 20, 0][page - 1]);
+        seen.extend(data.iter().cloned());
+    }
+    assert_eq!(seen, snapshot, "every field, in id order");
+    for count in ["0", "201", "x"] {
+        let (status, body) = get(&sim, &path, &[("count", count.into())]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "count={count}");
+        assert!(body["meta"]["errors"]["count"].is_array());
+    }
+
+    // changed_after / changed_before are inclusive bounds on
+    // last_change_date.
+    let when = |c: &Value| {
+        chrono::DateTime::parse_from_str(
+            c["last_change_date"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%z",
+        )
+        .unwrap()
+    };
+    let mut by_change: Vec<&Value> = snapshot.iter().collect();
+    by_change.sort_by_key(|c| when(c));
+    let pivot = by_change[60];
+    let bound = pivot["last_change_date"].as_str().unwrap().to_string();
+    let ids = |body: &Value| -> Vec<i64> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        snapshot
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, after) = get(
+        &sim,
+        &path,
+        &[("changed_after", bound.clone()), ("count", "200".into())],
+    )
+    .await;
+    let want = expect(&|c| when(c) >= when(pivot));
+    assert_eq!(ids(&after), want);
+    assert!(
+        ids(&after).contains(&pivot["id"].as_i64().unwrap()),
+        "inclusive"
+    );
+    assert_eq!(after["meta"]["total_count"], json!(want.len()));
+    let (_, before) = get(
+        &sim,
+        &path,
+        &[("changed_before", bound.clone()), ("count", "200".into())],
+    )
+    .await;
+    assert_eq!(ids(&before), expect(&|c| when(c) <= when(pivot)));
+    let (status, _) = get(&sim, &path, &[("changed_after", "yesterday".into())]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Gone: 404 with the error envelope, and back.
+    sim.set_clients_list_gone(true);
+    let (status, body) = get(&sim, &path, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], json!(false));
+    assert_eq!(body["data"], Value::Null);
+    assert!(body["meta"]["message"].is_string());
+    // The other client endpoints stay.
+    let (status, _) = post(
+        &sim,
+        &format!("/company/{COMPANY}/clients/search"),
+        json!({"page": 1, "page_size": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    sim.set_clients_list_gone(false);
+    assert_eq!(get(&sim, &path, &[]).await.0, StatusCode::OK);
+
+    let gone = YclientsSim::start(YclientsSimConfig {
+        clients_list_gone: true,
+        ..small(SimLimits::UNLIMITED)
+    })
+    .await
+    .unwrap();
+    let (status, body) = get(&gone, &path, &[("page", "1".into())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], json!(false));
+    assert_eq!(gone.stats().endpoint("clients_list"), 1);
+    assert_eq!(gone.stats().responses_4xx, 1);
+}
+
+#[tokio::test]
+async fn odd_requests_get_answers_not_panics() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let huge = u64::MAX.to_string();
+    let records = format!("/records/{COMPANY}");
+    let search = format!("/company/{COMPANY}/clients/search");
+    let (status, _) = post(&sim, &search, json!({"page": -1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for body in ["not json", "[1, 2]", "{\"page\": "] {
+        let resp = Client::new()
+            .post(format!("{}{search}", sim.base_url()))
+            .header("Accept", ACCEPT)
+            .header(
+                "Authorization",
+                auth_header(&sim, Some(&sim.current_user_token())),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    for (path, want) in [
+        (format!("/services/{huge}0"), StatusCode::FORBIDDEN),
+        (format!("/services/{COMPANY}/abc"), StatusCode::NOT_FOUND),
+        (format!("/staff/{COMPANY}/-1"), StatusCode::NOT_FOUND),
+        (format!("/staff/{COMPANY}/{huge}"), StatusCode::NOT_FOUND),
+        (format!("/client/{COMPANY}/{huge}9"), StatusCode::NOT_FOUND),
+        (format!("/company/{COMPANY}/staff/"), StatusCode::NOT_FOUND),
+        ("/companies/1/2/3".to_string(), StatusCode::NOT_FOUND),
+        ("/../../etc/passwd".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(get(&sim, &path, &[]).await.0, want, "{path}");
+    }
+    let (status, _) = get(
+        &sim,
+        &format!("/services/{COMPANY}"),
+        &[("staff_id", "x".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = get(&sim, "/companies", &[("my", "maybe".into())]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["data"].is_array());
+    // Still serving.
+    assert_eq!(get(&sim, &records, &[]).await.0, StatusCode::OK);
+}

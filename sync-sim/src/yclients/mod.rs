@@ -2,11 +2,20 @@
 //! (`reference/yclients-api.md`), not from the adapter's types.
 //!
 //! An HTTP server on 127.0.0.1 serving seeded, deterministic data for one or
-//! more companies: `POST /auth`, `POST /company/{id}/clients/search`,
-//! `GET /clients/{id}` (deprecated list with `changed_after`),
-//! `GET /client/{company}/{id}`, `GET /records/{company}` and
-//! `POST /company/{id}/clients/visits/search`, in the `{success, data, meta}`
-//! envelope. It enforces the documented limits (by default 5/s and 200/min
+//! more companies, in the `{success, data, meta}` envelope:
+//! - `POST /auth`;
+//! - clients: `POST /company/{id}/clients/search`, the deprecated
+//!   `GET /clients/{id}` (with `changed_after`), `GET /client/{company}/{id}`;
+//! - records: `GET /records/{company}`,
+//!   `POST /company/{id}/clients/visits/search`;
+//! - the catalogue, both spellings: `GET /services/{company}[/{id}]` and
+//!   `/company/{company}/services[/{id}]` (filters `staff_id`,
+//!   `category_id`), `GET /service_categories/{company}[/{id}]` and
+//!   `/company/{company}/service_categories[/{id}]` (filter `staff_id`),
+//!   `GET /staff/{company}[/{id}]` and `/company/{company}/staff[/{id}]`;
+//! - `GET /companies?my=1`.
+//!
+//! It enforces the documented limits (by default 5/s and 200/min
 //! per client IP) with 429, counts every request, every breach per window
 //! and the highest rate each budget key reached, keeps the arrival times,
 //! can delay every answer ([`Latency`]) and inject faults (5xx, slow
@@ -15,10 +24,16 @@
 //!
 //! Choices where the reference is silent (documented so that a test can tell):
 //! - `changed_after` / `changed_before` are read as ISO 8601; an offset is
-//!   honoured, a time without one is read in the company's time zone; the
-//!   bound is inclusive (`last_change >= changed_after`).
+//!   honoured, a time without one is read in the company's time zone; both
+//!   bounds are inclusive (`changed_after <= last_change <= changed_before`).
 //! - `GET /records` is ordered by `datetime`, then `id`; default `count` 50,
 //!   more than [`YclientsSimConfig::max_records_count`] is a 422.
+//! - The deprecated `GET /clients/{company}` is ordered by id, `count`
+//!   defaults to 20 and more than [`YclientsSimConfig::max_clients_list_count`]
+//!   (200) is a 422, `page=0` is read as 1; `meta` has `page` and
+//!   `total_count` (of the filtered list). When gone
+//!   ([`YclientsSimConfig::clients_list_gone`]) it answers as an unknown
+//!   path does: partner token checked, then 404 with the error envelope.
 //! - Clients search without `fields` returns only `id` (as older docs say);
 //!   `filters` are not simulated (a non-empty list is a 422).
 //! - Visit history: newest first, 25 a page plus the rest of the last page's
@@ -38,6 +53,31 @@
 //!   a slow fault adds its delay on top. Uniform latencies come from their
 //!   own seeded generator, so turning latency on does not move the fault
 //!   decisions.
+//! - Catalogue ids: staff `company*100 + 1..=8`, services
+//!   `company*1000 + 1..=12` (the ids records have always used), categories
+//!   `company*10000 + 1..=4`, positions `company*10 + 1..=2`. Lists are
+//!   ordered by id, carry `meta.total_count` and are never paged; unknown
+//!   query parameters are ignored, a filter that is not an integer is a 422,
+//!   filters on a one-entry path are ignored; an id that is unknown or not
+//!   an integer is a 404.
+//! - Catalogue fields: `active`, `fired`, `hidden` and `status` are 0/1
+//!   integers, `status` is 0 for every staff member served (removed ones are
+//!   left out instead); `rating` is 0 or 4.0..=5.0; `api_id` is `""` unless
+//!   set; a service's `staff` is `[{id, seance_length}]`, a category's a list
+//!   of ids; `price_min` is the cost records show, `price_max` at least
+//!   that; `duration` does not follow records' `seance_length`.
+//! - Catalogue coherence: a service's `staff` are the masters who performed
+//!   it in some record, a category's the union over its services. One
+//!   master is fired three quarters into the range (their later visits went
+//!   to the next colleague; earlier ones still name them), another is
+//!   hidden, one service is inactive; all stay listed.
+//! - `GET /companies?my=1` needs both tokens and lists the companies the
+//!   user manages ([`YclientsSimConfig::managed_companies`]); without
+//!   `my=1` (any other value included) the partner token is enough and it
+//!   lists every company served, as a search of the network would. Items
+//!   are `{id, title, timezone_name}`, titles are made from the id; other
+//!   parameters are ignored. A company served but not managed answers 403
+//!   to its data.
 //! - [`SimStats::per_company`] counts every request whose path names a
 //!   company id, served or not.
 //! - Truncated bodies are well framed (a short `Content-Length`) but cut in
@@ -220,6 +260,15 @@ impl Latency {
     }
 }
 
+/// The size of one company's data (see [`YclientsSimConfig::company_sizes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompanySize {
+    /// Clients.
+    pub clients: usize,
+    /// Records.
+    pub records: usize,
+}
+
 /// Everything the simulator serves and how it behaves.
 #[derive(Clone, Debug)]
 pub struct YclientsSimConfig {
@@ -227,10 +276,19 @@ pub struct YclientsSimConfig {
     pub seed: u64,
     /// Company ids served; each gets its own data.
     pub companies: Vec<u64>,
-    /// Clients per company.
+    /// Clients per company (unless [`YclientsSimConfig::company_sizes`]
+    /// says otherwise).
     pub clients: usize,
-    /// Records per company.
+    /// Records per company (unless [`YclientsSimConfig::company_sizes`]
+    /// says otherwise).
     pub records: usize,
+    /// Sizes of single companies, overriding `clients` and `records`; every
+    /// key must be in `companies`. Default: empty.
+    pub company_sizes: BTreeMap<u64, CompanySize>,
+    /// The companies `GET /companies?my=1` lists (the ones the user
+    /// manages); the others answer 403 to company-data requests. `None`
+    /// (default): every company in `companies`.
+    pub managed_companies: Option<Vec<u64>>,
     /// The last day with records (local); fixed by default so that data is
     /// the same every day.
     pub end_date: NaiveDate,
@@ -258,6 +316,9 @@ pub struct YclientsSimConfig {
     pub max_clients_page_size: u32,
     /// Largest `count` of the deprecated clients list.
     pub max_clients_list_count: u32,
+    /// The deprecated `GET /clients/{company}` is gone: it answers 404 with
+    /// the error envelope. Default: false.
+    pub clients_list_gone: bool,
     /// Answer 400 when `Accept` is not `application/vnd.yclients.v2+json`.
     pub require_accept_header: bool,
 }
@@ -269,6 +330,8 @@ impl Default for YclientsSimConfig {
             companies: vec![101],
             clients: 1000,
             records: 20_000,
+            company_sizes: BTreeMap::new(),
+            managed_companies: None,
             end_date: NaiveDate::from_ymd_opt(2025, 6, 30).unwrap_or_default(),
             days: 730,
             tz: chrono_tz::Europe::Moscow,
@@ -282,6 +345,7 @@ impl Default for YclientsSimConfig {
             max_records_count: 200,
             max_clients_page_size: 200,
             max_clients_list_count: 200,
+            clients_list_gone: false,
             require_accept_header: true,
         }
     }
@@ -291,6 +355,17 @@ impl YclientsSimConfig {
     /// The first day with records.
     pub fn first_day(&self) -> NaiveDate {
         self.end_date - chrono::Duration::days(i64::from(self.days.max(1)) - 1)
+    }
+
+    /// The size of `company`'s data.
+    pub fn size_of(&self, company: u64) -> CompanySize {
+        self.company_sizes
+            .get(&company)
+            .cloned()
+            .unwrap_or(CompanySize {
+                clients: self.clients,
+                records: self.records,
+            })
     }
 }
 
@@ -394,6 +469,43 @@ pub struct Changed {
     pub clients: Vec<i64>,
 }
 
+/// A kind of entity the simulator serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// A client (`client`).
+    Client,
+    /// A record, i.e. an appointment (`record`).
+    Record,
+    /// A service (`service`).
+    Service,
+    /// A service category (`service_category`).
+    ServiceCategory,
+    /// A staff member (`staff`).
+    Staff,
+}
+
+impl Resource {
+    /// Every kind.
+    pub const ALL: [Self; 5] = [
+        Self::Client,
+        Self::Record,
+        Self::Service,
+        Self::ServiceCategory,
+        Self::Staff,
+    ];
+
+    /// Its name: `client`, `record`, `service`, `service_category`, `staff`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Record => "record",
+            Self::Service => "service",
+            Self::ServiceCategory => "service_category",
+            Self::Staff => "staff",
+        }
+    }
+}
+
 /// The simulator's entry point.
 #[derive(Debug)]
 pub struct YclientsSim;
@@ -404,23 +516,26 @@ impl YclientsSim {
         if config.companies.is_empty() {
             return Err(SimError::Config("no company".into()));
         }
-        let first_day = config.first_day();
-        let companies = config
-            .companies
+        if let Some(id) = config
+            .company_sizes
+            .keys()
+            .find(|id| !config.companies.contains(id))
+        {
+            return Err(SimError::Config(format!(
+                "company_sizes names company {id}, which is not served"
+            )));
+        }
+        if let Some(id) = config
+            .managed_companies
             .iter()
-            .map(|&id| {
-                let spec = GenSpec {
-                    seed: config.seed,
-                    company_id: id,
-                    clients: config.clients,
-                    records: config.records,
-                    first_day,
-                    last_day: config.end_date,
-                    tz: config.tz,
-                };
-                (id, CompanyData::generate(&spec))
-            })
-            .collect();
+            .flatten()
+            .find(|id| !config.companies.contains(id))
+        {
+            return Err(SimError::Config(format!(
+                "managed_companies names company {id}, which is not served"
+            )));
+        }
+        let companies = generate_companies(&config)?;
         let shared = Arc::new(server::Shared::new(config, companies));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -445,6 +560,33 @@ impl YclientsSim {
             task: Mutex::new(Some(task)),
         })
     }
+}
+
+/// Every company's data, each from its own generator: the cost is
+/// proportional to the records and clients asked for, and a company's data
+/// does not depend on the others.
+fn generate_companies(config: &YclientsSimConfig) -> Result<BTreeMap<u64, CompanyData>, SimError> {
+    let first_day = config.first_day();
+    let specs: Vec<GenSpec> = config
+        .companies
+        .iter()
+        .map(|&id| {
+            let size = config.size_of(id);
+            GenSpec {
+                seed: config.seed,
+                company_id: id,
+                clients: size.clients,
+                records: size.records,
+                first_day,
+                last_day: config.end_date,
+                tz: config.tz,
+            }
+        })
+        .collect();
+    Ok(specs
+        .iter()
+        .map(|s| (s.company_id, CompanyData::generate(s)))
+        .collect())
 }
 
 /// A running simulator. Dropping it stops the server too.
@@ -509,24 +651,48 @@ impl RunningYclientsSim {
         self.shared.lock().rotate_token();
     }
 
-    /// Every client of `company` as served with all fields, by id; empty for
-    /// an unknown company.
+    /// Every client of `company` as served with all fields, by id (deleted
+    /// clients are gone); empty for an unknown company.
     pub fn clients(&self, company: u64) -> Vec<Value> {
-        let s = self.shared.lock();
-        s.companies
-            .get(&company)
-            .map(|c| c.clients.iter().map(|r| r.value.clone()).collect())
-            .unwrap_or_default()
+        self.list(company, Resource::Client)
     }
 
     /// Every record of `company` as served (deleted ones included), ordered
     /// by `datetime` then id; empty for an unknown company.
     pub fn records(&self, company: u64) -> Vec<Value> {
+        self.list(company, Resource::Record)
+    }
+
+    /// Every service of `company` as `GET /services/{company}` serves them,
+    /// by id; empty for an unknown company.
+    pub fn services(&self, company: u64) -> Vec<Value> {
+        self.list(company, Resource::Service)
+    }
+
+    /// Every service category of `company` as served, by id.
+    pub fn service_categories(&self, company: u64) -> Vec<Value> {
+        self.list(company, Resource::ServiceCategory)
+    }
+
+    /// Every staff member of `company` as served (fired and hidden ones
+    /// included), by id.
+    pub fn staff(&self, company: u64) -> Vec<Value> {
+        self.list(company, Resource::Staff)
+    }
+
+    /// Every entity of one kind, as served; empty for an unknown company.
+    pub fn list(&self, company: u64, resource: Resource) -> Vec<Value> {
         let s = self.shared.lock();
         s.companies
             .get(&company)
-            .map(|c| c.records.iter().map(|r| r.value.clone()).collect())
+            .map(|c| c.list(resource))
             .unwrap_or_default()
+    }
+
+    /// The companies the user manages, as `GET /companies?my=1` lists them.
+    pub fn companies(&self) -> Vec<Value> {
+        let s = self.shared.lock();
+        self.shared.company_list(&s, true)
     }
 
     /// Changes `record_fraction` of `company`'s records and `client_fraction`
@@ -578,6 +744,11 @@ impl RunningYclientsSim {
     /// Replaces the latency of answers from now on.
     pub fn set_latency(&self, latency: Latency) {
         self.shared.lock().latency = latency;
+    }
+
+    /// Makes the deprecated `GET /clients/{company}` gone (404) or back.
+    pub fn set_clients_list_gone(&self, gone: bool) {
+        self.shared.lock().clients_list_gone = gone;
     }
 
     /// Stops the server and waits for it.

@@ -5,7 +5,7 @@
 // only add noise on a test server.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -24,8 +24,10 @@ use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::accounting::Accounting;
-use super::data::{CompanyData, RecordRow};
-use super::{Faults, Latency, LimitScope, RetryAfter, SimLimits, SimStats, YclientsSimConfig};
+use super::data::{id_of, CompanyData, RecordRow};
+use super::{
+    Faults, Latency, LimitScope, Resource, RetryAfter, SimLimits, SimStats, YclientsSimConfig,
+};
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
 const VISITS_PAGE: usize = 25;
@@ -34,6 +36,8 @@ const VISITS_PAGE: usize = 25;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: YclientsSimConfig,
+    /// `None`: the user manages every company served.
+    managed: Option<BTreeSet<u64>>,
     state: Mutex<SimState>,
 }
 
@@ -54,6 +58,7 @@ pub(crate) struct SimState {
     /// Draws latencies only, so that turning latency on does not move the
     /// fault decisions.
     latency_rng: StdRng,
+    pub(crate) clients_list_gone: bool,
     token_generation: u64,
     token_uses: u64,
     rng: StdRng,
@@ -82,20 +87,39 @@ impl Shared {
             accounting: Accounting::new(),
             latency: config.latency,
             latency_rng: StdRng::seed_from_u64(config.seed ^ 0x1A7E_u64.rotate_left(24)),
+            clients_list_gone: config.clients_list_gone,
             token_generation: 0,
             token_uses: 0,
             rng: StdRng::seed_from_u64(config.seed ^ 0x00FA_u64.rotate_left(40)),
             n_429: 0,
             base_user_token: config.user_token.clone(),
         };
+        let managed = config
+            .managed_companies
+            .as_ref()
+            .map(|ids| ids.iter().copied().collect());
         Self {
             config,
+            managed,
             state: Mutex::new(state),
         }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn manages(&self, company: u64) -> bool {
+        self.managed.as_ref().is_none_or(|m| m.contains(&company))
+    }
+
+    /// `GET /companies` items: the managed ones (`my`) or every one served.
+    pub(crate) fn company_list(&self, s: &SimState, my: bool) -> Vec<Value> {
+        s.companies
+            .values()
+            .filter(|c| !my || self.manages(c.id))
+            .map(|c| json!({"id": c.id, "title": c.title, "timezone_name": c.tz.name()}))
+            .collect()
     }
 }
 
@@ -113,6 +137,28 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/clients/{company}", get(clients_list))
         .route("/api/v1/client/{company}/{client}", get(client_one))
         .route("/api/v1/records/{company}", get(records))
+        .route("/api/v1/services/{company}", get(services_list))
+        .route("/api/v1/services/{company}/{id}", get(services_one))
+        .route("/api/v1/company/{company}/services", get(services_list))
+        .route("/api/v1/company/{company}/services/{id}", get(services_one))
+        .route("/api/v1/service_categories/{company}", get(categories_list))
+        .route(
+            "/api/v1/service_categories/{company}/{id}",
+            get(categories_one),
+        )
+        .route(
+            "/api/v1/company/{company}/service_categories",
+            get(categories_list),
+        )
+        .route(
+            "/api/v1/company/{company}/service_categories/{id}",
+            get(categories_one),
+        )
+        .route("/api/v1/staff/{company}", get(staff_list))
+        .route("/api/v1/staff/{company}/{id}", get(staff_one))
+        .route("/api/v1/company/{company}/staff", get(staff_list))
+        .route("/api/v1/company/{company}/staff/{id}", get(staff_one))
+        .route("/api/v1/companies", get(companies))
         .fallback(other)
         .with_state(shared)
 }
@@ -397,7 +443,7 @@ fn checks(
             let known = raw
                 .parse::<u64>()
                 .ok()
-                .is_some_and(|id| s.companies.contains_key(&id));
+                .is_some_and(|id| s.companies.contains_key(&id) && shared.manages(id));
             if !known {
                 return refuse(s, StatusCode::FORBIDDEN, "No access to the company");
             }
@@ -719,6 +765,23 @@ async fn clients_list(
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
+    if shared.lock().clients_list_gone {
+        // As an unknown path: the partner token is checked, nothing else.
+        if let Err(r) = gate(
+            &shared,
+            peer,
+            &headers,
+            "clients_list",
+            Needs::Partner,
+            Some(&company),
+        )
+        .await
+        {
+            return r;
+        }
+        count_4xx(&shared);
+        return envelope_error(StatusCode::NOT_FOUND, "Not found", None);
+    }
     let pass = match gate(
         &shared,
         peer,
@@ -799,12 +862,7 @@ async fn client_one(
         s.companies
             .get(&company_id(&company))
             .zip(id)
-            .and_then(|(c, id)| {
-                c.clients
-                    .binary_search_by_key(&id, |r| r.id)
-                    .ok()
-                    .map(|i| c.clients[i].value.clone())
-            })
+            .and_then(|(c, id)| c.find(Resource::Client, id))
     };
     match found {
         Some(v) => success(StatusCode::OK, v, json!([]), pass.truncate),
@@ -1027,4 +1085,205 @@ async fn other(AxState(shared): St, ConnectInfo(peer): Peer, headers: HeaderMap)
     }
     count_4xx(&shared);
     envelope_error(StatusCode::NOT_FOUND, "Not found", None)
+}
+
+// ---------------------------------------------------------------- catalogue
+
+/// Whether a `staff` list (ids or `{id, ...}` objects) names `staff_id`.
+fn lists_staff(value: &Value, staff_id: i64) -> bool {
+    value["staff"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|s| id_of(s) == Some(staff_id)))
+}
+
+fn int_filter(p: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+    match p.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| validation_error(name, "must be an integer")),
+    }
+}
+
+/// `GET` a whole catalogue list (filters: `staff_id` for services and
+/// categories, `category_id` for services), or one entry with `id`.
+async fn catalogue(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    resource: Resource,
+    company: String,
+    id: Option<String>,
+    q: Vec<(String, String)>,
+) -> Response {
+    let (endpoint, missing) = match resource {
+        Resource::Service => ("services", "Service not found"),
+        Resource::ServiceCategory => ("service_categories", "Service category not found"),
+        _ => ("staff", "Staff member not found"),
+    };
+    let pass = match gate(
+        &shared,
+        peer,
+        &headers,
+        endpoint,
+        Needs::User,
+        Some(&company),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = (|| {
+        let s = shared.lock();
+        let c = company_of(&s, &company)?;
+        if let Some(raw) = id {
+            return raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| c.find(resource, id))
+                .map(|v| success(StatusCode::OK, v, json!([]), pass.truncate))
+                .ok_or_else(|| envelope_error(StatusCode::NOT_FOUND, missing, None));
+        }
+        let p = params(q);
+        let (staff_id, category_id) = match resource {
+            Resource::Service => (int_filter(&p, "staff_id")?, int_filter(&p, "category_id")?),
+            Resource::ServiceCategory => (int_filter(&p, "staff_id")?, None),
+            _ => (None, None),
+        };
+        let data: Vec<Value> = c
+            .catalogue(resource)
+            .iter()
+            .filter(|e| staff_id.is_none_or(|sid| lists_staff(&e.value, sid)))
+            .filter(|e| category_id.is_none_or(|cid| e.value["category_id"].as_i64() == Some(cid)))
+            .map(|e| e.value.clone())
+            .collect();
+        let total = data.len();
+        Ok(success(
+            StatusCode::OK,
+            Value::Array(data),
+            json!({"total_count": total}),
+            pass.truncate,
+        ))
+    })();
+    result.unwrap_or_else(|r| {
+        count_4xx(&shared);
+        r
+    })
+}
+
+async fn services_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Service, company, None, q).await
+}
+
+async fn services_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::Service,
+        company,
+        Some(id),
+        q,
+    )
+    .await
+}
+
+async fn categories_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::ServiceCategory,
+        company,
+        None,
+        q,
+    )
+    .await
+}
+
+async fn categories_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::ServiceCategory,
+        company,
+        Some(id),
+        q,
+    )
+    .await
+}
+
+async fn staff_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Staff, company, None, q).await
+}
+
+async fn staff_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Staff, company, Some(id), q).await
+}
+
+/// `GET /companies`: with `my=1` (both tokens) the companies the user
+/// manages; without it (partner token only) every company served.
+async fn companies(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let my = flag(&params(q), "my");
+    let needs = if my { Needs::User } else { Needs::Partner };
+    let pass = match gate(&shared, peer, &headers, "companies", needs, None).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let data = {
+        let s = shared.lock();
+        shared.company_list(&s, my)
+    };
+    let total = data.len();
+    success(
+        StatusCode::OK,
+        Value::Array(data),
+        json!({"total_count": total}),
+        pass.truncate,
+    )
 }
