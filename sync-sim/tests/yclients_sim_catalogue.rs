@@ -1,12 +1,14 @@
 //! Tests of the YClients simulator's catalogue (services, categories,
-//! staff) and companies, with a plain HTTP client (no adapter types).
+//! staff), companies and mutations, with a plain HTTP client (no adapter
+//! types).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sync_sim::yclients::{
-    CompanySize, RunningYclientsSim, SimLimits, YclientsSim, YclientsSimConfig,
+    CompanySize, MutationError, Resource, RunningYclientsSim, SimLimits, YclientsSim,
+    YclientsSimConfig,
 };
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
@@ -55,6 +57,19 @@ async fn get(
     query: &[(&str, String)],
 ) -> (StatusCode, Value) {
     get_as(sim, path, query, true).await
+}
+
+async fn post(sim: &RunningYclientsSim, path: &str, body: Value) -> (StatusCode, Value) {
+    let resp = Client::new()
+        .post(format!("{}{path}", sim.base_url()))
+        .header("Accept", ACCEPT)
+        .header("Authorization", auth(sim, true))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// `data` of a successful list answer, checking the envelope.
@@ -375,4 +390,335 @@ async fn companies_list_and_per_company_sizes() {
     })
     .await;
     assert!(bad.is_err());
+}
+
+async fn all_client_ids(sim: &RunningYclientsSim) -> (u64, BTreeSet<i64>) {
+    let (status, body) = post(
+        sim,
+        &format!("/company/{COMPANY}/clients/search"),
+        json!({"page": 1, "page_size": 200, "fields": ["id", "name"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    (
+        body["meta"]["total_count"].as_u64().unwrap(),
+        ids(body["data"].as_array().unwrap()),
+    )
+}
+
+fn local_now_minus(secs: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(secs))
+        .with_timezone(&chrono_tz::Europe::Moscow)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+#[tokio::test]
+async fn mutations_show_where_they_should() {
+    let sim = YclientsSim::start(small()).await.unwrap();
+    let clients = sim.clients(COMPANY);
+    let gone = id(&clients[5]);
+
+    // A deleted client disappears from every client list.
+    let removed = sim.remove(COMPANY, Resource::Client, gone).unwrap();
+    assert_eq!(removed, clients[5]);
+    let (total, seen) = all_client_ids(&sim).await;
+    assert_eq!(total, 119);
+    assert!(!seen.contains(&gone));
+    let (_, body) = get(
+        &sim,
+        &format!("/clients/{COMPANY}"),
+        &[("count", "200".into())],
+    )
+    .await;
+    assert_eq!(body["meta"]["total_count"], json!(119));
+    assert!(!ids(body["data"].as_array().unwrap()).contains(&gone));
+    assert_eq!(
+        get(&sim, &format!("/client/{COMPANY}/{gone}"), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = post(
+        &sim,
+        &format!("/company/{COMPANY}/clients/visits/search"),
+        json!({"client_id": gone}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!ids(&sim.clients(COMPANY)).contains(&gone));
+    assert!(matches!(
+        sim.remove(COMPANY, Resource::Client, gone),
+        Err(MutationError::NotFound { .. })
+    ));
+
+    // A new client is everywhere, and a changed_after delta finds it alone.
+    let since = local_now_minus(1);
+    let new = sim
+        .add(
+            COMPANY,
+            Resource::Client,
+            json!({"name": "Вера", "surname": "Новая", "id": 1}),
+        )
+        .unwrap();
+    let new_id = id(&new);
+    assert!(
+        new_id > id(clients.last().unwrap()),
+        "a fresh id, not the one asked"
+    );
+    assert_eq!(new["name"], json!("Вера"));
+    let (total, seen) = all_client_ids(&sim).await;
+    assert_eq!(total, 120);
+    assert!(seen.contains(&new_id));
+    let (status, body) = get(&sim, &format!("/client/{COMPANY}/{new_id}"), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], new);
+    let (_, delta) = get(
+        &sim,
+        &format!("/clients/{COMPANY}"),
+        &[("changed_after", since.clone())],
+    )
+    .await;
+    assert_eq!(
+        ids(delta["data"].as_array().unwrap()),
+        BTreeSet::from([new_id])
+    );
+    let edited = sim
+        .update(
+            COMPANY,
+            Resource::Client,
+            id(&clients[0]),
+            json!({"comment": "новый комментарий"}),
+        )
+        .unwrap();
+    assert_eq!(edited["comment"], json!("новый комментарий"));
+    assert_eq!(
+        edited["surname"], clients[0]["surname"],
+        "other fields stay"
+    );
+    let (_, delta) = get(
+        &sim,
+        &format!("/clients/{COMPANY}"),
+        &[("changed_after", since.clone())],
+    )
+    .await;
+    assert_eq!(
+        ids(delta["data"].as_array().unwrap()),
+        BTreeSet::from([id(&clients[0]), new_id])
+    );
+
+    // A new record for the new client, with names filled from the lists.
+    let staff = sim.staff(COMPANY);
+    let services = sim.services(COMPANY);
+    let record = sim
+        .add(
+            COMPANY,
+            Resource::Record,
+            json!({"client_id": new_id, "staff_id": id(&staff[1]),
+                   "services": [{"id": id(&services[0])}, {"id": id(&services[2]), "cost": 10}],
+                   "date": "2025-06-20 15:30:00", "comment": "с сайта"}),
+        )
+        .unwrap();
+    assert_eq!(record["client"]["id"], json!(new_id));
+    assert_eq!(record["client"]["name"], json!("Вера Новая"));
+    assert_eq!(record["staff"]["name"], staff[1]["name"]);
+    assert_eq!(record["services"][0]["title"], services[0]["title"]);
+    assert_eq!(record["services"][1]["cost"], json!(10));
+    assert_eq!(record["datetime"], json!("2025-06-20T15:30:00+03:00"));
+    assert_eq!(record["deleted"], json!(false));
+    let rid = id(&record);
+    let (_, delta) = get(
+        &sim,
+        &format!("/records/{COMPANY}"),
+        &[
+            ("changed_after", since.clone()),
+            ("with_deleted", "1".into()),
+        ],
+    )
+    .await;
+    assert_eq!(delta["data"], json!([record.clone()]));
+    let (_, by_day) = get(
+        &sim,
+        &format!("/records/{COMPANY}"),
+        &[
+            ("start_date", "2025-06-20".into()),
+            ("end_date", "2025-06-20".into()),
+            ("count", "200".into()),
+        ],
+    )
+    .await;
+    assert!(ids(by_day["data"].as_array().unwrap()).contains(&rid));
+    let (_, history) = post(
+        &sim,
+        &format!("/company/{COMPANY}/clients/visits/search"),
+        json!({"client_id": new_id}),
+    )
+    .await;
+    assert_eq!(history["data"]["records"], json!([record.clone()]));
+    // Defaults: the first master not fired, the end day at noon.
+    let plain = sim.add(COMPANY, Resource::Record, json!({})).unwrap();
+    assert_eq!(plain["date"], json!("2025-06-30 12:00:00"));
+    assert!(plain["client"].is_null());
+    let master = staff.iter().find(|m| json!(id(m)) == plain["staff_id"]);
+    assert_eq!(master.unwrap()["fired"], json!(0));
+    // References must exist.
+    for bad in [
+        json!({"staff_id": 1}),
+        json!({"services": [{"id": 1}]}),
+        json!({"client_id": gone}),
+        json!({"date": "30.06.2025"}),
+        json!([1, 2]),
+    ] {
+        assert!(
+            matches!(
+                sim.add(COMPANY, Resource::Record, bad.clone()),
+                Err(MutationError::Invalid(_))
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        sim.add(999, Resource::Record, json!({})),
+        Err(MutationError::UnknownCompany(999))
+    );
+    // Removing a record marks it deleted: gone by default, there with_deleted.
+    let deleted = sim.remove(COMPANY, Resource::Record, rid).unwrap();
+    assert_eq!(deleted["deleted"], json!(true));
+    let (_, live) = get(
+        &sim,
+        &format!("/records/{COMPANY}"),
+        &[("changed_after", since.clone())],
+    )
+    .await;
+    assert!(!ids(live["data"].as_array().unwrap()).contains(&rid));
+    let (_, all) = get(
+        &sim,
+        &format!("/records/{COMPANY}"),
+        &[
+            ("changed_after", since.clone()),
+            ("with_deleted", "1".into()),
+        ],
+    )
+    .await;
+    assert!(all["data"].as_array().unwrap().contains(&deleted));
+
+    // Catalogue: add, edit, remove; removals show by absence.
+    let service = sim
+        .add(
+            COMPANY,
+            Resource::Service,
+            json!({"title": "Ламинирование", "staff": [id(&staff[0])], "duration": 2700}),
+        )
+        .unwrap();
+    let sv = id(&service);
+    assert_eq!(
+        service["staff"],
+        json!([{"id": id(&staff[0]), "seance_length": 2700}])
+    );
+    assert!(ids(&list(&sim, &format!("/company/{COMPANY}/services"), &[]).await).contains(&sv));
+    sim.update(
+        COMPANY,
+        Resource::Service,
+        sv,
+        json!({"title": "Ламинирование бровей", "price_max": 3000}),
+    )
+    .unwrap();
+    let (_, one) = get(&sim, &format!("/services/{COMPANY}/{sv}"), &[]).await;
+    assert_eq!(one["data"]["title"], json!("Ламинирование бровей"));
+    assert!(sim
+        .update(COMPANY, Resource::Service, sv, json!({"category_id": 5}))
+        .is_err());
+    sim.remove(COMPANY, Resource::Service, sv).unwrap();
+    assert!(!ids(&list(&sim, &format!("/services/{COMPANY}"), &[]).await).contains(&sv));
+    assert_eq!(
+        get(&sim, &format!("/services/{COMPANY}/{sv}"), &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let category = sim
+        .add(
+            COMPANY,
+            Resource::ServiceCategory,
+            json!({"title": "Спа", "staff": [id(&staff[3])]}),
+        )
+        .unwrap();
+    let cat = id(&category);
+    assert_eq!(category["staff"], json!([id(&staff[3])]));
+    let in_cat = sim
+        .add(
+            COMPANY,
+            Resource::Service,
+            json!({"title": "Обёртывание", "category_id": cat}),
+        )
+        .unwrap();
+    let (_, by_cat) = get(
+        &sim,
+        &format!("/services/{COMPANY}"),
+        &[("category_id", cat.to_string())],
+    )
+    .await;
+    assert_eq!(by_cat["data"], json!([in_cat]));
+    sim.update(
+        COMPANY,
+        Resource::ServiceCategory,
+        cat,
+        json!({"title": "SPA"}),
+    )
+    .unwrap();
+    let (_, one) = get(
+        &sim,
+        &format!("/company/{COMPANY}/service_categories/{cat}"),
+        &[],
+    )
+    .await;
+    assert_eq!(one["data"]["title"], json!("SPA"));
+    sim.remove(COMPANY, Resource::ServiceCategory, cat).unwrap();
+    assert!(!ids(&list(&sim, &format!("/service_categories/{COMPANY}"), &[]).await).contains(&cat));
+
+    let newbie = sim
+        .add(COMPANY, Resource::Staff, json!({"name": "Юлия Лэшмейкер"}))
+        .unwrap();
+    let nb = id(&newbie);
+    assert_eq!(
+        (newbie["fired"].clone(), newbie["hidden"].clone()),
+        (json!(0), json!(0))
+    );
+    assert!(ids(&list(&sim, &format!("/staff/{COMPANY}"), &[]).await).contains(&nb));
+    sim.update(COMPANY, Resource::Staff, nb, json!({"fired": 1}))
+        .unwrap();
+    let (_, one) = get(&sim, &format!("/staff/{COMPANY}/{nb}"), &[]).await;
+    assert_eq!(one["data"]["fired"], json!(1));
+    // Removing a master who works: they leave the lists, old visits keep
+    // naming them.
+    let leaver = id(&staff[0]);
+    sim.remove(COMPANY, Resource::Staff, leaver).unwrap();
+    assert!(!ids(&list(&sim, &format!("/company/{COMPANY}/staff"), &[]).await).contains(&leaver));
+    assert!(list(
+        &sim,
+        &format!("/services/{COMPANY}"),
+        &[("staff_id", leaver.to_string())]
+    )
+    .await
+    .is_empty());
+    assert!(list(
+        &sim,
+        &format!("/service_categories/{COMPANY}"),
+        &[("staff_id", leaver.to_string())]
+    )
+    .await
+    .is_empty());
+    assert!(sim
+        .records(COMPANY)
+        .iter()
+        .any(|r| r["staff_id"] == json!(leaver)));
+    assert!(sim
+        .add(COMPANY, Resource::Record, json!({"staff_id": leaver}))
+        .is_err());
+    // Removed ids are not handed out again.
+    let again = sim.add(COMPANY, Resource::Service, json!({})).unwrap();
+    assert!(id(&again) > sv);
+
+    // The bulk changes still work, and deltas see them.
+    let changed = sim.change_random(COMPANY, 0.01, 0.05, 3);
+    assert_eq!((changed.records.len(), changed.clients.len()), (15, 6));
+    let touched = sim.touch_random(COMPANY, 0.01, 4);
+    assert_eq!(touched.len(), 15);
 }

@@ -152,12 +152,25 @@ pub(crate) struct Entity {
     pub(crate) value: Value,
 }
 
+/// The next id handed out for each kind of entity a mutation adds; ids are
+/// never reused, even after a removal.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NextIds {
+    pub(crate) client: i64,
+    pub(crate) record: i64,
+    pub(crate) service: i64,
+    pub(crate) category: i64,
+    pub(crate) staff: i64,
+}
+
 /// Everything one company holds.
 #[derive(Clone, Debug)]
 pub(crate) struct CompanyData {
     pub(crate) id: u64,
     pub(crate) title: String,
     pub(crate) tz: Tz,
+    /// The last day of generated records (where added records go by default).
+    pub(crate) last_day: NaiveDate,
     /// Sorted by id.
     pub(crate) clients: Vec<ClientRow>,
     /// Sorted by (datetime, id).
@@ -168,6 +181,7 @@ pub(crate) struct CompanyData {
     pub(crate) categories: Vec<Entity>,
     /// Sorted by id.
     pub(crate) staff: Vec<Entity>,
+    pub(crate) next_ids: NextIds,
 }
 
 /// What to generate for one company.
@@ -455,13 +469,52 @@ impl CompanyData {
             id: spec.company_id,
             title,
             tz,
+            last_day: spec.last_day,
             clients,
             records,
             services: Vec::new(),
             categories: Vec::new(),
             staff: Vec::new(),
+            next_ids: NextIds::default(),
         };
         data.generate_catalogue(spec, span_days);
+        data.next_ids = NextIds {
+            client: data
+                .clients
+                .iter()
+                .map(|c| c.id)
+                .max()
+                .unwrap_or(next_client)
+                + 1,
+            record: data
+                .records
+                .iter()
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(next_record)
+                + 1,
+            service: data
+                .services
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 1000)
+                + 1,
+            category: data
+                .categories
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 10_000)
+                + 1,
+            staff: data
+                .staff
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 100)
+                + 1,
+        };
         data
     }
 
@@ -814,5 +867,8 @@ mod tests {
         let cutoff = s.first_day + Duration::days((s.last_day - s.first_day).num_days() * 3 / 4);
         let visits: Vec<&RecordRow> = d.records.iter().filter(|r| r.staff_id == fired).collect();
         assert!(!visits.is_empty() && visits.iter().all(|r| r.date <= cutoff));
+        assert!(d.next_ids.record > d.records.iter().map(|r| r.id).max().unwrap());
+        assert!(d.next_ids.client > d.clients.last().unwrap().id);
+        assert_eq!(d.next_ids.staff, 7 * 100 + 9);
     }
 }

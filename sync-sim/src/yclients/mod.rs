@@ -18,9 +18,10 @@
 //! It enforces the documented limits (by default 5/s and 200/min
 //! per client IP) with 429, counts every request, every breach per window
 //! and the highest rate each budget key reached, keeps the arrival times,
-//! can delay every answer ([`Latency`]) and inject faults (5xx, slow
-//! answers, truncated bodies, token revocation, random 429s, data changing
-//! during a sync).
+//! can delay every answer ([`Latency`]), inject faults (5xx, slow answers,
+//! truncated bodies, token revocation, random 429s, data changing during a
+//! sync) and change data on demand ([`RunningYclientsSim::add`],
+//! [`RunningYclientsSim::update`], [`RunningYclientsSim::remove`]).
 //!
 //! Choices where the reference is silent (documented so that a test can tell):
 //! - `changed_after` / `changed_before` are read as ISO 8601; an offset is
@@ -78,6 +79,16 @@
 //!   are `{id, title, timezone_name}`, titles are made from the id; other
 //!   parameters are ignored. A company served but not managed answers 403
 //!   to its data.
+//! - Mutations are methods, not HTTP endpoints. New entities get ids above
+//!   every id the company had, never reused after a removal. An update is a
+//!   top-level merge (`id` cannot change); clients and records always get
+//!   `last_change_date` = now (the other kinds have none). Removing a record
+//!   marks it `deleted` (the API leaves deleted records out by default);
+//!   removing a client leaves its records naming it, and clients' `visits`
+//!   and `spent` are not recomputed; removing a staff member takes them off
+//!   services' and categories' `staff` lists (no event for those); removing
+//!   a category leaves its services' `category_id` as it was. Records keep
+//!   the staff and service names they were written with.
 //! - [`SimStats::per_company`] counts every request whose path names a
 //!   company id, served or not.
 //! - Truncated bodies are well framed (a short `Content-Length`) but cut in
@@ -85,6 +96,7 @@
 
 mod accounting;
 mod data;
+mod mutate;
 mod server;
 
 use std::collections::BTreeMap;
@@ -469,7 +481,7 @@ pub struct Changed {
     pub clients: Vec<i64>,
 }
 
-/// A kind of entity the simulator serves.
+/// A kind of entity: what mutations act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {
     /// A client (`client`).
@@ -504,6 +516,28 @@ impl Resource {
             Self::Staff => "staff",
         }
     }
+}
+
+/// Why a mutation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MutationError {
+    /// The simulator serves no such company.
+    #[error("no company {0}")]
+    UnknownCompany(u64),
+    /// No entity with that id.
+    #[error("no {} {id} in company {company}", resource.as_str())]
+    NotFound {
+        /// The company.
+        company: u64,
+        /// The kind of entity.
+        resource: Resource,
+        /// The id asked for.
+        id: i64,
+    },
+    /// The fields are not acceptable (not an object, a reference to staff,
+    /// a service, a category or a client that does not exist, a bad date).
+    #[error("invalid fields: {0}")]
+    Invalid(String),
 }
 
 /// The simulator's entry point.
@@ -727,6 +761,68 @@ impl RunningYclientsSim {
             .get_mut(&company)
             .map(|c| c.touch_records(fraction, &mut rng, now))
             .unwrap_or_default()
+    }
+
+    /// Adds an entity to `company`: defaults overlaid with the fields of
+    /// `fields` (a JSON object; `id` is ignored, a new one is given). Returns
+    /// the entity as served.
+    ///
+    /// A record names existing staff (`staff_id`, default: the first master
+    /// not fired), services (`services: [{id}]`, default: the first active
+    /// one; `title` and `cost` filled from the catalogue) and client
+    /// (`client_id` or `client: {id}`, default none); `date` is local
+    /// `"YYYY-MM-DD HH:MM:SS"` (default: [`YclientsSimConfig::end_date`] at
+    /// noon), `datetime` follows from it. Clients and records get
+    /// `last_change_date` = now.
+    pub fn add(
+        &self,
+        company: u64,
+        resource: Resource,
+        fields: Value,
+    ) -> Result<Value, MutationError> {
+        self.mutate(company, |c, now| c.add(resource, fields, now))
+    }
+
+    /// Overlays the fields of `patch` (a JSON object) on one entity; clients
+    /// and records get `last_change_date` = now. Fields referring to other
+    /// entities are checked as in [`RunningYclientsSim::add`] when the patch
+    /// writes them. Returns the entity as served.
+    pub fn update(
+        &self,
+        company: u64,
+        resource: Resource,
+        id: i64,
+        patch: Value,
+    ) -> Result<Value, MutationError> {
+        self.mutate(company, |c, now| c.update(resource, id, patch, now))
+    }
+
+    /// Removes one entity: a client disappears from every client list (and
+    /// `GET /client` answers 404), a service, category or staff member from
+    /// the catalogue (a removed staff member also from the `staff` lists of
+    /// services and categories), a record is marked `deleted` with a new
+    /// `last_change_date`. Records keep naming removed clients, staff and
+    /// services. Returns the entity as last served.
+    pub fn remove(
+        &self,
+        company: u64,
+        resource: Resource,
+        id: i64,
+    ) -> Result<Value, MutationError> {
+        self.mutate(company, |c, now| c.remove(resource, id, now))
+    }
+
+    fn mutate(
+        &self,
+        company: u64,
+        f: impl FnOnce(&mut CompanyData, chrono::DateTime<Utc>) -> Result<Value, MutationError>,
+    ) -> Result<Value, MutationError> {
+        let mut s = self.shared.lock();
+        let c = s
+            .companies
+            .get_mut(&company)
+            .ok_or(MutationError::UnknownCompany(company))?;
+        f(c, Utc::now())
     }
 
     /// Replaces the faults injected from now on.
