@@ -1,14 +1,21 @@
 //! Tests of the YClients simulator's catalogue (services, categories,
-//! staff), companies and mutations, with a plain HTTP client (no adapter
-//! types).
+//! staff), companies, mutations and webhooks, with a plain HTTP client and a
+//! small webhook receiver (no adapter types).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode as AxStatus};
+use axum::routing;
+use axum::{Json, Router};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sync_sim::yclients::{
-    CompanySize, MutationError, Resource, RunningYclientsSim, SimLimits, YclientsSim,
-    YclientsSimConfig,
+    CompanySize, DeliveryOptions, EventStatus, MutationError, Resource, RunningYclientsSim,
+    SimLimits, YclientsSim, YclientsSimConfig,
 };
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
@@ -721,4 +728,245 @@ async fn mutations_show_where_they_should() {
     assert_eq!((changed.records.len(), changed.clients.len()), (15, 6));
     let touched = sim.touch_random(COMPANY, 0.01, 4);
     assert_eq!(touched.len(), 15);
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// One delivery: the secret header, the query string, the body.
+type Delivery = (Option<String>, Option<String>, Value);
+
+#[derive(Clone, Default)]
+struct Received {
+    events: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Received {
+    fn take(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+/// A webhook receiver: keeps (secret header, query, body); answers 410 to
+/// staff events and 200 to the others.
+async fn receiver() -> (SocketAddr, Received) {
+    async fn hook(
+        State(r): State<Received>,
+        RawQuery(query): RawQuery,
+        headers: HeaderMap,
+        Json(body): Json<Value>,
+    ) -> AxStatus {
+        let secret = headers
+            .get("x-sim-secret")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let staff = body["resource"] == json!("staff");
+        r.events.lock().unwrap().push((secret, query, body));
+        if staff {
+            AxStatus::GONE
+        } else {
+            AxStatus::OK
+        }
+    }
+    let received = Received::default();
+    let app = Router::new()
+        .route("/hook", routing::post(hook))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, received)
+}
+
+#[tokio::test]
+async fn mutations_post_webhooks_and_floods_are_delivered() {
+    let (addr, received) = receiver().await;
+    let sim = YclientsSim::start(YclientsSimConfig {
+        webhook_url: Some(format!("http://{addr}/hook?from=sim")),
+        webhook_header: Some(("X-Sim-Secret".into(), "s3cret".into())),
+        webhook_query: Some(("token".into(), "q-secret".into())),
+        ..small()
+    })
+    .await
+    .unwrap();
+    let staff = sim.staff(COMPANY);
+    let client = sim
+        .add(COMPANY, Resource::Client, json!({"name": "Ия"}))
+        .unwrap();
+    let cid = id(&client);
+    let client2 = sim
+        .update(COMPANY, Resource::Client, cid, json!({"comment": "VIP"}))
+        .unwrap();
+    let record = sim
+        .add(
+            COMPANY,
+            Resource::Record,
+            json!({"client_id": cid, "staff_id": id(&staff[2])}),
+        )
+        .unwrap();
+    let record2 = sim.remove(COMPANY, Resource::Record, id(&record)).unwrap();
+    let client3 = sim.remove(COMPANY, Resource::Client, cid).unwrap();
+    let service = sim
+        .add(COMPANY, Resource::Service, json!({"title": "Пилинг"}))
+        .unwrap();
+    let category = sim
+        .update(
+            COMPANY,
+            Resource::ServiceCategory,
+            id(&sim.service_categories(COMPANY)[0]),
+            json!({"weight": 99}),
+        )
+        .unwrap();
+    let member = sim.remove(COMPANY, Resource::Staff, id(&staff[7])).unwrap();
+    assert!(
+        sim.add(COMPANY, Resource::Staff, json!({"position": 5}))
+            .is_err(),
+        "refused: no event"
+    );
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+
+    let got = received.take();
+    let expected = [
+        ("client", cid, "create", client),
+        ("client", cid, "update", client2),
+        ("record", id(&record), "create", record.clone()),
+        ("record", id(&record), "delete", record2),
+        ("client", cid, "delete", client3),
+        ("service", id(&service), "create", service.clone()),
+        (
+            "service_category",
+            id(&category),
+            "update",
+            category.clone(),
+        ),
+        ("staff", id(&member), "delete", member.clone()),
+    ];
+    assert_eq!(got.len(), expected.len());
+    for ((secret, query, body), (resource, rid, status, data)) in got.iter().zip(&expected) {
+        assert_eq!(secret.as_deref(), Some("s3cret"));
+        assert_eq!(query.as_deref(), Some("from=sim&token=q-secret"));
+        assert_eq!(
+            body,
+            &json!({"company_id": COMPANY, "resource": resource, "resource_id": rid,
+                    "status": status, "data": data}),
+            "in the order they happened"
+        );
+    }
+    let stats = sim.webhook_stats();
+    assert_eq!((stats.queued, stats.pending, stats.failed), (8, 0, 0));
+    assert_eq!((stats.status(200), stats.status(410)), (7, 1));
+    assert_eq!(stats.answered(), 8);
+
+    // The bulk changes send events too: `delete` for records they delete.
+    let changed = sim.change_random(COMPANY, 0.02, 0.05, 9);
+    let touched = sim.touch_random(COMPANY, 0.01, 10);
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    let got = received.take();
+    assert_eq!(
+        got.len(),
+        changed.records.len() + changed.clients.len() + touched.len()
+    );
+    let records_now: BTreeMap<i64, Value> = sim
+        .records(COMPANY)
+        .into_iter()
+        .map(|r| (id(&r), r))
+        .collect();
+    for (_, _, body) in &got[..changed.records.len()] {
+        let rid = body["resource_id"].as_i64().unwrap();
+        assert!(changed.records.contains(&rid));
+        let deleted_now = records_now[&rid]["deleted"] == json!(true);
+        if body["status"] == json!("delete") {
+            assert!(deleted_now);
+        }
+    }
+    assert!(got.iter().any(|(_, _, b)| b["status"] == json!("delete")));
+    let client_events: BTreeSet<i64> = got
+        .iter()
+        .filter(|(_, _, b)| b["resource"] == json!("client"))
+        .map(|(_, _, b)| b["resource_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(client_events, changed.clients.iter().copied().collect());
+
+    // A flood: 1,000 events for 50 clients, shuffled, some twice.
+    sim.reset_webhook_stats();
+    let flood = sim.flood_events(COMPANY, Resource::Client, 50, 1000);
+    assert_eq!(flood.len(), 1000);
+    let queued = sim.deliver_events(
+        flood.clone(),
+        DeliveryOptions {
+            shuffle: true,
+            duplicate_rate: 0.1,
+            seed: 5,
+        },
+    );
+    assert!(queued > 1050 && queued < 1150, "about 10% twice: {queued}");
+    assert!(sim.wait_for_webhooks(Duration::from_secs(60)).await);
+    let got = received.take();
+    assert_eq!(got.len(), queued);
+    let mut per_client: BTreeMap<i64, usize> = BTreeMap::new();
+    for (_, _, b) in &got {
+        assert_eq!(b["status"], json!("update"));
+        *per_client
+            .entry(b["resource_id"].as_i64().unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(per_client.len(), 50);
+    assert!(per_client.values().all(|&n| n >= 20));
+    let order: Vec<i64> = got
+        .iter()
+        .map(|(_, _, b)| b["resource_id"].as_i64().unwrap())
+        .collect();
+    let round_robin: Vec<i64> = flood.iter().map(|e| e.resource_id).collect();
+    assert_ne!(order[..100], round_robin[..100], "shuffled");
+    let stats = sim.webhook_stats();
+    assert_eq!(
+        (stats.queued, stats.status(200)),
+        (queued as u64, queued as u64)
+    );
+    // In order and once each without options.
+    let one = vec![sim
+        .event_for(
+            COMPANY,
+            Resource::Service,
+            id(&service),
+            EventStatus::Update,
+        )
+        .unwrap()];
+    assert_eq!(sim.deliver_events(one, DeliveryOptions::default()), 1);
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    assert_eq!(received.take()[0].2["data"], service);
+
+    // Nowhere to send: counted as failed, no retry. Off: nothing sent.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    sim.set_webhook_url(Some(&format!("http://{closed}/hook")))
+        .unwrap();
+    sim.reset_webhook_stats();
+    sim.update(
+        COMPANY,
+        Resource::Staff,
+        id(&staff[0]),
+        json!({"hidden": 1}),
+    )
+    .unwrap();
+    assert!(sim.wait_for_webhooks(Duration::from_secs(15)).await);
+    assert_eq!(
+        (sim.webhook_stats().failed, sim.webhook_stats().queued),
+        (1, 1)
+    );
+    sim.set_webhook_url(None).unwrap();
+    sim.update(
+        COMPANY,
+        Resource::Staff,
+        id(&staff[0]),
+        json!({"hidden": 0}),
+    )
+    .unwrap();
+    assert_eq!(sim.deliver_events(flood, DeliveryOptions::default()), 0);
+    assert_eq!(sim.webhook_stats().queued, 1);
+    assert!(sim.set_webhook_url(Some("ftp://example.test/")).is_err());
+    assert!(received.take().is_empty());
 }

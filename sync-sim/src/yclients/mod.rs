@@ -15,18 +15,21 @@
 //!   `GET /staff/{company}[/{id}]` and `/company/{company}/staff[/{id}]`;
 //! - `GET /companies?my=1`.
 //!
-//! It enforces the documented limits (by default 5/s and 200/min
-//! per client IP) with 429, counts every request, every breach per window
-//! and the highest rate each budget key reached, keeps the arrival times,
-//! can delay every answer ([`Latency`]), inject faults (5xx, slow answers,
-//! truncated bodies, token revocation, random 429s, data changing during a
-//! sync) and change data on demand ([`RunningYclientsSim::add`],
-//! [`RunningYclientsSim::update`], [`RunningYclientsSim::remove`]).
+//! It enforces the documented limits (by default 5/s and 200/min per client
+//! IP) with 429, counts every request, every breach per window and the
+//! highest rate each budget key reached, keeps the arrival times, can delay
+//! every answer ([`Latency`]), inject faults (5xx, slow answers, truncated
+//! bodies, token revocation, random 429s, data changing during a sync),
+//! change data on demand ([`RunningYclientsSim::add`],
+//! [`RunningYclientsSim::update`], [`RunningYclientsSim::remove`]) and POST
+//! a webhook event for each change.
 //!
 //! Choices where the reference is silent (documented so that a test can tell):
 //! - `changed_after` / `changed_before` are read as ISO 8601; an offset is
 //!   honoured, a time without one is read in the company's time zone; both
 //!   bounds are inclusive (`changed_after <= last_change <= changed_before`).
+//!   Changes made now keep their sub-second instant while
+//!   `last_change_date` shows whole seconds.
 //! - `GET /records` is ordered by `datetime`, then `id`; default `count` 50,
 //!   more than [`YclientsSimConfig::max_records_count`] is a 422.
 //! - The deprecated `GET /clients/{company}` is ordered by id, `count`
@@ -89,6 +92,15 @@
 //!   services' and categories' `staff` lists (no event for those); removing
 //!   a category leaves its services' `category_id` as it was. Records keep
 //!   the staff and service names they were written with.
+//! - Webhooks: one URL for every company; each event is one `POST` of JSON
+//!   `{company_id, resource, resource_id, status, data}` with `data` the
+//!   entity as served (for a removal: as last served), plus the configured
+//!   header or query parameter; unsigned, never retried, 10 s timeout, one
+//!   at a time in the order of the changes unless
+//!   [`YclientsSimConfig::webhook_concurrency`] says more. The bulk changes
+//!   ([`RunningYclientsSim::change_random`],
+//!   [`RunningYclientsSim::touch_random`], [`Faults::change_during_sync`])
+//!   send events too: `delete` for a record they delete, `update` otherwise.
 //! - [`SimStats::per_company`] counts every request whose path names a
 //!   company id, served or not.
 //! - Truncated bodies are well framed (a short `Content-Length`) but cut in
@@ -98,8 +110,9 @@ mod accounting;
 mod data;
 mod mutate;
 mod server;
+mod webhooks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,6 +126,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use data::{CompanyData, GenSpec};
+pub use webhooks::{DeliveryOptions, WebhookEvent, WebhookStats};
 
 /// Errors starting the simulator.
 #[derive(Debug, thiserror::Error)]
@@ -333,6 +347,18 @@ pub struct YclientsSimConfig {
     pub clients_list_gone: bool,
     /// Answer 400 when `Accept` is not `application/vnd.yclients.v2+json`.
     pub require_accept_header: bool,
+    /// Where every mutation POSTs a webhook event; `None` (default): no
+    /// webhooks.
+    pub webhook_url: Option<String>,
+    /// An extra header on every webhook POST (a shared secret, say).
+    /// Default: none.
+    pub webhook_header: Option<(String, String)>,
+    /// An extra query parameter added to the webhook URL (the other way to
+    /// pass a shared secret). Default: none.
+    pub webhook_query: Option<(String, String)>,
+    /// Webhook deliveries in flight at once; with 1 (default) they arrive in
+    /// the order the events happened.
+    pub webhook_concurrency: usize,
 }
 
 impl Default for YclientsSimConfig {
@@ -359,6 +385,10 @@ impl Default for YclientsSimConfig {
             max_clients_list_count: 200,
             clients_list_gone: false,
             require_accept_header: true,
+            webhook_url: None,
+            webhook_header: None,
+            webhook_query: None,
+            webhook_concurrency: 1,
         }
     }
 }
@@ -481,7 +511,7 @@ pub struct Changed {
     pub clients: Vec<i64>,
 }
 
-/// A kind of entity: what mutations act on.
+/// A kind of entity: what mutations act on and webhook events name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {
     /// A client (`client`).
@@ -506,7 +536,7 @@ impl Resource {
         Self::Staff,
     ];
 
-    /// Its name: `client`, `record`, `service`, `service_category`, `staff`.
+    /// The name in webhook events.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Client => "client",
@@ -514,6 +544,28 @@ impl Resource {
             Self::Service => "service",
             Self::ServiceCategory => "service_category",
             Self::Staff => "staff",
+        }
+    }
+}
+
+/// What happened to an entity, in a webhook event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventStatus {
+    /// Created (`create`).
+    Create,
+    /// Changed (`update`).
+    Update,
+    /// Removed, or for a record marked deleted (`delete`).
+    Delete,
+}
+
+impl EventStatus {
+    /// The name in webhook events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
         }
     }
 }
@@ -569,8 +621,18 @@ impl YclientsSim {
                 "managed_companies names company {id}, which is not served"
             )));
         }
+        let webhook_url = config
+            .webhook_url
+            .as_deref()
+            .map(webhooks::parse_url)
+            .transpose()?;
+        let hooks = webhooks::Hooks::start(
+            config.webhook_header.clone(),
+            config.webhook_query.clone(),
+            config.webhook_concurrency,
+        )?;
         let companies = generate_companies(&config)?;
-        let shared = Arc::new(server::Shared::new(config, companies));
+        let shared = Arc::new(server::Shared::new(config, companies, hooks, webhook_url));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -655,7 +717,7 @@ impl RunningYclientsSim {
     }
 
     /// Resets the counters, the peaks and the arrival times (arrivals count
-    /// from now on), not the limit windows.
+    /// from now on), not the limit windows nor the webhook counters.
     pub fn reset_stats(&self) {
         let mut s = self.shared.lock();
         s.stats = SimStats::default();
@@ -732,6 +794,7 @@ impl RunningYclientsSim {
     /// Changes `record_fraction` of `company`'s records and `client_fraction`
     /// of its clients (content and `last_change_date`, set to now); about
     /// one changed record in ten is deleted. Deterministic for a `seed`.
+    /// Sends a webhook event for each (`delete` for a record it deleted).
     pub fn change_random(
         &self,
         company: u64,
@@ -742,30 +805,50 @@ impl RunningYclientsSim {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut s = self.shared.lock();
         let now = Utc::now();
-        match s.companies.get_mut(&company) {
-            Some(c) => Changed {
-                records: c.change_records(record_fraction, &mut rng, now),
-                clients: c.change_clients(client_fraction, &mut rng, now),
-            },
-            None => Changed::default(),
+        let hooks_on = s.webhook_url.is_some();
+        let Some(c) = s.companies.get_mut(&company) else {
+            return Changed::default();
+        };
+        let deleted_before = if hooks_on {
+            c.deleted_records()
+        } else {
+            HashSet::new()
+        };
+        let changed = Changed {
+            records: c.change_records(record_fraction, &mut rng, now),
+            clients: c.change_clients(client_fraction, &mut rng, now),
+        };
+        if hooks_on {
+            let mut events = c.record_events(&changed.records, &deleted_before);
+            events.extend(c.client_events(&changed.clients));
+            self.shared.emit(&s, &events);
         }
+        changed
     }
 
     /// Bumps only `last_change_date` of `fraction` of `company`'s records
-    /// (a change of a volatile field). Returns their ids.
+    /// (a change of a volatile field). Returns their ids; sends an `update`
+    /// webhook event for each.
     pub fn touch_random(&self, company: u64, fraction: f64, seed: u64) -> Vec<i64> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut s = self.shared.lock();
         let now = Utc::now();
-        s.companies
-            .get_mut(&company)
-            .map(|c| c.touch_records(fraction, &mut rng, now))
-            .unwrap_or_default()
+        let hooks_on = s.webhook_url.is_some();
+        let Some(c) = s.companies.get_mut(&company) else {
+            return Vec::new();
+        };
+        let ids = c.touch_records(fraction, &mut rng, now);
+        if hooks_on {
+            let all = c.deleted_records();
+            let events = c.record_events(&ids, &all);
+            self.shared.emit(&s, &events);
+        }
+        ids
     }
 
     /// Adds an entity to `company`: defaults overlaid with the fields of
     /// `fields` (a JSON object; `id` is ignored, a new one is given). Returns
-    /// the entity as served.
+    /// the entity as served and sends a `create` webhook event.
     ///
     /// A record names existing staff (`staff_id`, default: the first master
     /// not fired), services (`services: [{id}]`, default: the first active
@@ -780,13 +863,16 @@ impl RunningYclientsSim {
         resource: Resource,
         fields: Value,
     ) -> Result<Value, MutationError> {
-        self.mutate(company, |c, now| c.add(resource, fields, now))
+        self.mutate(company, resource, EventStatus::Create, |c, now| {
+            c.add(resource, fields, now)
+        })
     }
 
     /// Overlays the fields of `patch` (a JSON object) on one entity; clients
     /// and records get `last_change_date` = now. Fields referring to other
     /// entities are checked as in [`RunningYclientsSim::add`] when the patch
-    /// writes them. Returns the entity as served.
+    /// writes them. Returns the entity as served and sends an `update`
+    /// webhook event.
     pub fn update(
         &self,
         company: u64,
@@ -794,7 +880,9 @@ impl RunningYclientsSim {
         id: i64,
         patch: Value,
     ) -> Result<Value, MutationError> {
-        self.mutate(company, |c, now| c.update(resource, id, patch, now))
+        self.mutate(company, resource, EventStatus::Update, |c, now| {
+            c.update(resource, id, patch, now)
+        })
     }
 
     /// Removes one entity: a client disappears from every client list (and
@@ -802,19 +890,24 @@ impl RunningYclientsSim {
     /// the catalogue (a removed staff member also from the `staff` lists of
     /// services and categories), a record is marked `deleted` with a new
     /// `last_change_date`. Records keep naming removed clients, staff and
-    /// services. Returns the entity as last served.
+    /// services. Returns the entity as last served and sends a `delete`
+    /// webhook event.
     pub fn remove(
         &self,
         company: u64,
         resource: Resource,
         id: i64,
     ) -> Result<Value, MutationError> {
-        self.mutate(company, |c, now| c.remove(resource, id, now))
+        self.mutate(company, resource, EventStatus::Delete, |c, now| {
+            c.remove(resource, id, now)
+        })
     }
 
     fn mutate(
         &self,
         company: u64,
+        resource: Resource,
+        status: EventStatus,
         f: impl FnOnce(&mut CompanyData, chrono::DateTime<Utc>) -> Result<Value, MutationError>,
     ) -> Result<Value, MutationError> {
         let mut s = self.shared.lock();
@@ -822,7 +915,99 @@ impl RunningYclientsSim {
             .companies
             .get_mut(&company)
             .ok_or(MutationError::UnknownCompany(company))?;
-        f(c, Utc::now())
+        let value = f(c, Utc::now())?;
+        let id = value.get("id").and_then(Value::as_i64).unwrap_or_default();
+        let event = WebhookEvent::new(company, resource, id, status, value.clone());
+        self.shared.emit(&s, &[event]);
+        Ok(value)
+    }
+
+    /// The event a webhook would carry for one entity now (`data` as
+    /// served), if it exists.
+    pub fn event_for(
+        &self,
+        company: u64,
+        resource: Resource,
+        id: i64,
+        status: EventStatus,
+    ) -> Option<WebhookEvent> {
+        let s = self.shared.lock();
+        let data = s.companies.get(&company)?.find(resource, id)?;
+        Some(WebhookEvent::new(company, resource, id, status, data))
+    }
+
+    /// A flood: `events` `update` events spread round-robin over the first
+    /// `entities` entities of `resource` (in served order), so each gets
+    /// `events / entities` of them, give or take one. Fewer entities than
+    /// asked if the company has fewer; empty if it has none.
+    pub fn flood_events(
+        &self,
+        company: u64,
+        resource: Resource,
+        entities: usize,
+        events: usize,
+    ) -> Vec<WebhookEvent> {
+        let items: Vec<Value> = self
+            .list(company, resource)
+            .into_iter()
+            .take(entities)
+            .collect();
+        if items.is_empty() {
+            return Vec::new();
+        }
+        (0..events)
+            .map(|i| {
+                let data = items[i % items.len()].clone();
+                let id = data.get("id").and_then(Value::as_i64).unwrap_or_default();
+                WebhookEvent::new(company, resource, id, EventStatus::Update, data)
+            })
+            .collect()
+    }
+
+    /// POSTs `events` to the webhook URL, reordered and duplicated as
+    /// `options` say; returns how many deliveries were queued (0 without a
+    /// webhook URL). Returns at once; see
+    /// [`RunningYclientsSim::wait_for_webhooks`].
+    pub fn deliver_events(&self, events: Vec<WebhookEvent>, options: DeliveryOptions) -> usize {
+        let events = webhooks::arrange(events, options);
+        let s = self.shared.lock();
+        if s.webhook_url.is_none() {
+            return 0;
+        }
+        self.shared.emit(&s, &events);
+        events.len()
+    }
+
+    /// Points webhooks somewhere else from now on (`None`: stop sending).
+    pub fn set_webhook_url(&self, url: Option<&str>) -> Result<(), SimError> {
+        let url = url.map(webhooks::parse_url).transpose()?;
+        self.shared.lock().webhook_url = url;
+        Ok(())
+    }
+
+    /// What webhook deliveries got so far.
+    pub fn webhook_stats(&self) -> WebhookStats {
+        self.shared.hooks.stats()
+    }
+
+    /// Resets the webhook counters (deliveries in flight stay pending).
+    pub fn reset_webhook_stats(&self) {
+        self.shared.hooks.reset();
+    }
+
+    /// Waits until no webhook delivery is pending, at most `timeout`;
+    /// returns whether they all finished.
+    pub async fn wait_for_webhooks(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.shared.hooks.stats().pending == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Replaces the faults injected from now on.

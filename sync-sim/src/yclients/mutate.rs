@@ -3,13 +3,14 @@
 //! coherent (a record names existing staff, services and clients when it is
 //! written; later removals leave old references in place, as in life).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::data::{fmt_compact, fmt_iso, id_of, local, ClientRow, CompanyData, Entity, RecordRow};
-use super::{MutationError, Resource};
+use super::webhooks::WebhookEvent;
+use super::{EventStatus, MutationError, Resource};
 
 type Obj = Map<String, Value>;
 
@@ -561,5 +562,45 @@ impl CompanyData {
             }
         }
         Ok(Value::Object(obj))
+    }
+
+    // ------------------------------------------------------------ events
+
+    /// Events for records changed by a bulk change: `delete` for those the
+    /// change deleted (not in `deleted_before`), `update` for the others.
+    pub(crate) fn record_events(
+        &self,
+        ids: &[i64],
+        deleted_before: &HashSet<i64>,
+    ) -> Vec<WebhookEvent> {
+        let by_id: HashMap<i64, &RecordRow> = self.records.iter().map(|r| (r.id, r)).collect();
+        ids.iter()
+            .filter_map(|id| by_id.get(id))
+            .map(|r| {
+                let status = if r.deleted && !deleted_before.contains(&r.id) {
+                    EventStatus::Delete
+                } else {
+                    EventStatus::Update
+                };
+                WebhookEvent::new(self.id, Resource::Record, r.id, status, r.value.clone())
+            })
+            .collect()
+    }
+
+    /// Ids of the records deleted now.
+    pub(crate) fn deleted_records(&self) -> HashSet<i64> {
+        self.records
+            .iter()
+            .filter(|r| r.deleted)
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// `update` events for clients, by id.
+    pub(crate) fn client_events(&self, ids: &[i64]) -> Vec<WebhookEvent> {
+        ids.iter()
+            .filter_map(|&id| self.find(Resource::Client, id).map(|v| (id, v)))
+            .map(|(id, v)| WebhookEvent::new(self.id, Resource::Client, id, EventStatus::Update, v))
+            .collect()
     }
 }

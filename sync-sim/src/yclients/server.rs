@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use super::accounting::Accounting;
 use super::data::{id_of, CompanyData, RecordRow};
+use super::webhooks::{Hooks, WebhookEvent};
 use super::{
     Faults, Latency, LimitScope, Resource, RetryAfter, SimLimits, SimStats, YclientsSimConfig,
 };
@@ -38,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) config: YclientsSimConfig,
     /// `None`: the user manages every company served.
     managed: Option<BTreeSet<u64>>,
+    pub(crate) hooks: Hooks,
     state: Mutex<SimState>,
 }
 
@@ -59,6 +61,7 @@ pub(crate) struct SimState {
     /// fault decisions.
     latency_rng: StdRng,
     pub(crate) clients_list_gone: bool,
+    pub(crate) webhook_url: Option<reqwest::Url>,
     token_generation: u64,
     token_uses: u64,
     rng: StdRng,
@@ -76,7 +79,12 @@ impl SimState {
 }
 
 impl Shared {
-    pub(crate) fn new(config: YclientsSimConfig, companies: BTreeMap<u64, CompanyData>) -> Self {
+    pub(crate) fn new(
+        config: YclientsSimConfig,
+        companies: BTreeMap<u64, CompanyData>,
+        hooks: Hooks,
+        webhook_url: Option<reqwest::Url>,
+    ) -> Self {
         let state = SimState {
             companies,
             stats: SimStats::default(),
@@ -88,6 +96,7 @@ impl Shared {
             latency: config.latency,
             latency_rng: StdRng::seed_from_u64(config.seed ^ 0x1A7E_u64.rotate_left(24)),
             clients_list_gone: config.clients_list_gone,
+            webhook_url,
             token_generation: 0,
             token_uses: 0,
             rng: StdRng::seed_from_u64(config.seed ^ 0x00FA_u64.rotate_left(40)),
@@ -101,6 +110,7 @@ impl Shared {
         Self {
             config,
             managed,
+            hooks,
             state: Mutex::new(state),
         }
     }
@@ -120,6 +130,15 @@ impl Shared {
             .filter(|c| !my || self.manages(c.id))
             .map(|c| json!({"id": c.id, "title": c.title, "timezone_name": c.tz.name()}))
             .collect()
+    }
+
+    /// Queues a webhook delivery of each event, if webhooks are on.
+    pub(crate) fn emit(&self, s: &SimState, events: &[WebhookEvent]) {
+        if let Some(url) = &s.webhook_url {
+            for e in events {
+                self.hooks.send(url, e);
+            }
+        }
     }
 }
 
@@ -325,7 +344,7 @@ fn gate_now(
         *s.stats.per_company.entry(id).or_default() += 1;
     }
     let latency = s.latency.sample(&mut s.latency_rng);
-    maybe_change_data(s);
+    maybe_change_data(shared, s);
 
     // Limits, by arrival time.
     let key = scope_key(s.limits.scope, peer, headers);
@@ -480,7 +499,7 @@ fn too_many(s: &mut SimState, wait_secs: Option<u64>) -> Response {
     resp
 }
 
-fn maybe_change_data(s: &mut SimState) {
+fn maybe_change_data(shared: &Shared, s: &mut SimState) {
     let Some(change) = s.faults.change_during_sync else {
         return;
     };
@@ -488,9 +507,20 @@ fn maybe_change_data(s: &mut SimState) {
         return;
     }
     let now = Utc::now();
+    let hooks_on = s.webhook_url.is_some();
     let rng = &mut s.rng;
-    if let Some(c) = s.companies.values_mut().next() {
-        c.change_records(change.fraction, rng, now);
+    let Some(c) = s.companies.values_mut().next() else {
+        return;
+    };
+    let before = if hooks_on {
+        c.deleted_records()
+    } else {
+        Default::default()
+    };
+    let ids = c.change_records(change.fraction, rng, now);
+    if hooks_on {
+        let events = c.record_events(&ids, &before);
+        shared.emit(s, &events);
     }
 }
 
