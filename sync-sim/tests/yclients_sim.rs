@@ -7,8 +7,8 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use sync_sim::yclients::{
-    ChangeDuringSync, Faults, RetryAfter, RunningYclientsSim, SimLimits, YclientsSim,
-    YclientsSimConfig,
+    ChangeDuringSync, Faults, Latency, LimitScope, RetryAfter, RunningYclientsSim, SimLimits,
+    WindowPeaks, YclientsSim, YclientsSimConfig,
 };
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
@@ -371,6 +371,10 @@ async fn limits_are_enforced_counted_and_can_say_retry_after() {
     assert_eq!(later, [200, 200, 429]);
     let stats = sim.stats();
     assert_eq!(stats.limit_breaches, 2);
+    assert_eq!(
+        (stats.breaches_per_second, stats.breaches_per_minute),
+        (1, 1)
+    );
     assert_eq!(stats.responses_429, 2);
     assert_eq!(stats.requests, 7);
 
@@ -538,4 +542,404 @@ async fn data_is_seeded_and_can_change_during_a_sync() {
     let changed = before.iter().zip(&after).filter(|(x, y)| x != y).count();
     assert_eq!(changed, 15);
     a.shutdown().await;
+}
+
+#[tokio::test]
+async fn huge_page_numbers_give_empty_pages() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let huge = u64::MAX.to_string();
+    for path in [format!("/records/{COMPANY}"), format!("/clients/{COMPANY}")] {
+        let (status, body) = get(
+            &sim,
+            &path,
+            &[("page", huge.clone()), ("count", "200".into())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body["data"], json!([]));
+        assert!(body["meta"]["total_count"].as_u64().unwrap() > 0);
+        let (status, body) = get(&sim, &path, &[("page", format!("{huge}0"))]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(body["meta"]["errors"]["page"].is_array());
+    }
+    let search = format!("/company/{COMPANY}/clients/search");
+    let (status, body) = post(
+        &sim,
+        &search,
+        json!({"page": u64::MAX, "page_size": 200, "fields": ["id"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!([]));
+    assert_eq!(body["meta"]["total_count"], json!(120));
+    // Still serving.
+    let (status, _) = post(&sim, &search, json!({"page": 1})).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+async fn status_of(sim: &RunningYclientsSim, path: &str, auth: &str) -> (StatusCode, Duration) {
+    let t = std::time::Instant::now();
+    let resp = Client::new()
+        .get(format!("{}{path}", sim.base_url()))
+        .header("Accept", ACCEPT)
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let _ = resp.bytes().await;
+    (status, t.elapsed())
+}
+
+#[tokio::test]
+async fn latency_delays_every_answer() {
+    let sim = YclientsSim::start(YclientsSimConfig {
+        latency: Latency::fixed_ms(250),
+        ..small(SimLimits::UNLIMITED)
+    })
+    .await
+    .unwrap();
+    let user = auth_header(&sim, Some(&sim.current_user_token()));
+    let partner = auth_header(&sim, None);
+    let records = format!("/records/{COMPANY}");
+    // Answers, refusals and unknown paths all wait.
+    for (path, auth, want) in [
+        (records.as_str(), user.as_str(), StatusCode::OK),
+        (records.as_str(), partner.as_str(), StatusCode::UNAUTHORIZED),
+        ("/records/999", user.as_str(), StatusCode::FORBIDDEN),
+        ("/no/such/path", user.as_str(), StatusCode::NOT_FOUND),
+    ] {
+        let (status, took) = status_of(&sim, path, auth).await;
+        assert_eq!(status, want, "{path}");
+        assert!(took >= Duration::from_millis(250), "{path} took {took:?}");
+    }
+
+    // Uniform: every wait in the range, not all the same.
+    sim.set_latency(Latency::uniform_ms(40, 160));
+    let mut took = Vec::new();
+    for _ in 0..12 {
+        let (status, t) = status_of(&sim, &records, &user).await;
+        assert_eq!(status, StatusCode::OK);
+        took.push(t);
+    }
+    assert!(
+        took.iter().all(|t| *t >= Duration::from_millis(40)),
+        "{took:?}"
+    );
+    assert!(
+        took.iter().all(|t| *t < Duration::from_millis(160 + 400)),
+        "{took:?}"
+    );
+    let spread = *took.iter().max().unwrap() - *took.iter().min().unwrap();
+    assert!(
+        spread >= Duration::from_millis(10),
+        "drawn, not fixed: {took:?}"
+    );
+
+    sim.set_latency(Latency::None);
+    let (_, t) = status_of(&sim, &records, &user).await;
+    assert!(t < Duration::from_millis(200), "back to no latency: {t:?}");
+}
+
+#[tokio::test]
+async fn slow_answers_are_counted_in_the_windows_when_they_arrive() {
+    let sim = YclientsSim::start(YclientsSimConfig {
+        latency: Latency::fixed_ms(600),
+        ..small(SimLimits::new(Some(1), None))
+    })
+    .await
+    .unwrap();
+    let base = sim.base_url();
+    let auth = auth_header(&sim, Some(&sim.current_user_token()));
+    let call = {
+        let (base, auth) = (base.clone(), auth.clone());
+        move || {
+            let (base, auth) = (base.clone(), auth.clone());
+            async move {
+                let t = std::time::Instant::now();
+                let resp = Client::new()
+                    .get(format!("{base}/records/{COMPANY}"))
+                    .header("Accept", ACCEPT)
+                    .header("Authorization", auth)
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status(), t.elapsed())
+            }
+        }
+    };
+    let start = std::time::Instant::now();
+    let first = tokio::spawn(call());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first is still being answered (0.6 s), but it arrived at 0: the
+    // window is full for a request answered at once.
+    sim.set_latency(Latency::None);
+    let (second, took) = call().await;
+    assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        took < Duration::from_millis(400),
+        "no latency now: {took:?}"
+    );
+    let (first, took) = first.await.unwrap();
+    assert_eq!(first, StatusCode::OK);
+    assert!(took >= Duration::from_millis(600));
+    // At 1.3 s, more than a second after the first ARRIVED (it was
+    // answered only at 0.6 s), the window is free again (and B, at 0.1 s,
+    // is out of it too).
+    let since = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(1300).saturating_sub(since)).await;
+    let (third, _) = call().await;
+    assert_eq!(third, StatusCode::OK);
+    // A refusal waits for the latency too.
+    sim.set_latency(Latency::fixed_ms(300));
+    let (fourth, took) = call().await;
+    assert_eq!(fourth, StatusCode::TOO_MANY_REQUESTS);
+    assert!(took >= Duration::from_millis(300));
+    let stats = sim.stats();
+    assert_eq!((stats.limit_breaches, stats.breaches_per_second), (2, 2));
+    let peak = stats.peak("127.0.0.1");
+    assert_eq!((peak.per_second, peak.counted_per_second), (2, 1));
+}
+
+#[tokio::test]
+async fn breaches_are_counted_per_window_with_peaks_and_arrivals() {
+    let limits = SimLimits {
+        per_second: Some(2),
+        per_minute: Some(4),
+        retry_after: RetryAfter::Always,
+        ..SimLimits::DOCUMENTED
+    };
+    let sim = YclientsSim::start(small(limits)).await.unwrap();
+    let path = format!("/records/{COMPANY}");
+    sim.reset_stats();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(get(&sim, &path, &[]).await.0.as_u16());
+    }
+    // The third finds the second's window full, the minute's not.
+    assert_eq!(statuses, [200, 200, 429]);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    statuses.clear();
+    for _ in 0..3 {
+        statuses.push(get(&sim, &path, &[]).await.0.as_u16());
+    }
+    // Two more fill both windows; the third finds both full.
+    assert_eq!(statuses, [200, 200, 429]);
+
+    let stats = sim.stats();
+    assert_eq!(stats.requests, 6);
+    assert_eq!(stats.limit_breaches, 2);
+    assert_eq!(stats.breaches_per_second, 2);
+    assert_eq!(stats.breaches_per_minute, 1);
+    assert_eq!(stats.responses_429, 2);
+    let peak = stats.peak("127.0.0.1");
+    assert_eq!(
+        peak,
+        WindowPeaks {
+            per_second: 3,
+            per_minute: 6,
+            counted_per_second: 2,
+            counted_per_minute: 4,
+        }
+    );
+    assert_eq!(stats.max_peaks(), peak);
+    assert!(peak.counted_per_second <= 2 && peak.counted_per_minute <= 4);
+    // Over the limit by arrivals exactly when something was refused.
+    assert!(peak.per_second > 2 && stats.breaches_per_second > 0);
+
+    let arrivals = sim.arrivals();
+    assert_eq!(arrivals.len(), 6);
+    let refused: Vec<bool> = arrivals.iter().map(|a| a.over_limit).collect();
+    assert_eq!(refused, [false, false, true, false, false, true]);
+    assert!(arrivals.windows(2).all(|w| w[0].at <= w[1].at));
+    assert!(arrivals[3].at - arrivals[2].at >= Duration::from_millis(1000));
+    assert_eq!(sim.arrivals_per_second(), vec![3, 3]);
+
+    // Per token: the whole Authorization header is the key, and peaks are
+    // kept without limits too.
+    sim.set_limits(SimLimits {
+        scope: LimitScope::PerToken,
+        ..SimLimits::UNLIMITED
+    });
+    sim.reset_stats();
+    assert!(sim.arrivals().is_empty());
+    for _ in 0..4 {
+        let _ = get(&sim, &path, &[]).await;
+    }
+    let partner_only = auth_header(&sim, None);
+    let _ = status_of(&sim, &path, &partner_only).await;
+    let stats = sim.stats();
+    let user_key = auth_header(&sim, Some(&sim.current_user_token()));
+    assert_eq!(stats.peak(&user_key).per_second, 4);
+    assert_eq!(stats.peak(&user_key).counted_per_minute, 4);
+    assert_eq!(stats.peak(&partner_only).per_second, 1);
+    assert_eq!(stats.limit_breaches, 0);
+    assert_eq!(stats.peaks.len(), 2);
+}
+
+#[tokio::test]
+async fn deprecated_clients_list_pages_filters_and_can_be_gone() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let path = format!("/clients/{COMPANY}");
+    let snapshot = sim.clients(COMPANY);
+    assert_eq!(snapshot.len(), 120);
+
+    // Paging: whole list in id order, total on every page, then nothing.
+    let mut seen = Vec::new();
+    for page in 1..=4 {
+        let (status, body) = get(
+            &sim,
+            &path,
+            &[("page", page.to_string()), ("count", "50".into())],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["success"], json!(true));
+        assert_eq!(body["meta"]["total_count"], json!(120));
+        assert_eq!(body["meta"]["page"], json!(page));
+        let data = body["data"].as_array().unwrap();
+        assert_eq!(data.len(), [50, 50, 20, 0][page - 1]);
+        seen.extend(data.iter().cloned());
+    }
+    assert_eq!(seen, snapshot, "every field, in id order");
+    for count in ["0", "201", "x"] {
+        let (status, body) = get(&sim, &path, &[("count", count.into())]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "count={count}");
+        assert!(body["meta"]["errors"]["count"].is_array());
+    }
+
+    // changed_after / changed_before are inclusive bounds on
+    // last_change_date.
+    let when = |c: &Value| {
+        chrono::DateTime::parse_from_str(
+            c["last_change_date"].as_str().unwrap(),
+            "%Y-%m-%dT%H:%M:%S%z",
+        )
+        .unwrap()
+    };
+    let mut by_change: Vec<&Value> = snapshot.iter().collect();
+    by_change.sort_by_key(|c| when(c));
+    let pivot = by_change[60];
+    let bound = pivot["last_change_date"].as_str().unwrap().to_string();
+    let ids = |body: &Value| -> Vec<i64> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let expect = |keep: &dyn Fn(&Value) -> bool| -> Vec<i64> {
+        snapshot
+            .iter()
+            .filter(|c| keep(c))
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, after) = get(
+        &sim,
+        &path,
+        &[("changed_after", bound.clone()), ("count", "200".into())],
+    )
+    .await;
+    let want = expect(&|c| when(c) >= when(pivot));
+    assert_eq!(ids(&after), want);
+    assert!(
+        ids(&after).contains(&pivot["id"].as_i64().unwrap()),
+        "inclusive"
+    );
+    assert_eq!(after["meta"]["total_count"], json!(want.len()));
+    let (_, before) = get(
+        &sim,
+        &path,
+        &[("changed_before", bound.clone()), ("count", "200".into())],
+    )
+    .await;
+    assert_eq!(ids(&before), expect(&|c| when(c) <= when(pivot)));
+    let (status, _) = get(&sim, &path, &[("changed_after", "yesterday".into())]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Gone: 404 with the error envelope, and back.
+    sim.set_clients_list_gone(true);
+    let (status, body) = get(&sim, &path, &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], json!(false));
+    assert_eq!(body["data"], Value::Null);
+    assert!(body["meta"]["message"].is_string());
+    // The other client endpoints stay.
+    let (status, _) = post(
+        &sim,
+        &format!("/company/{COMPANY}/clients/search"),
+        json!({"page": 1, "page_size": 5}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    sim.set_clients_list_gone(false);
+    assert_eq!(get(&sim, &path, &[]).await.0, StatusCode::OK);
+
+    let gone = YclientsSim::start(YclientsSimConfig {
+        clients_list_gone: true,
+        ..small(SimLimits::UNLIMITED)
+    })
+    .await
+    .unwrap();
+    let (status, body) = get(&gone, &path, &[("page", "1".into())]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], json!(false));
+    assert_eq!(gone.stats().endpoint("clients_list"), 1);
+    assert_eq!(gone.stats().responses_4xx, 1);
+}
+
+#[tokio::test]
+async fn odd_requests_get_answers_not_panics() {
+    let sim = YclientsSim::start(small(SimLimits::UNLIMITED))
+        .await
+        .unwrap();
+    let huge = u64::MAX.to_string();
+    let records = format!("/records/{COMPANY}");
+    let search = format!("/company/{COMPANY}/clients/search");
+    let (status, _) = post(&sim, &search, json!({"page": -1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    for body in ["not json", "[1, 2]", "{\"page\": "] {
+        let resp = Client::new()
+            .post(format!("{}{search}", sim.base_url()))
+            .header("Accept", ACCEPT)
+            .header(
+                "Authorization",
+                auth_header(&sim, Some(&sim.current_user_token())),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+    }
+    for (path, want) in [
+        (format!("/services/{huge}0"), StatusCode::FORBIDDEN),
+        (format!("/services/{COMPANY}/abc"), StatusCode::NOT_FOUND),
+        (format!("/staff/{COMPANY}/-1"), StatusCode::NOT_FOUND),
+        (format!("/staff/{COMPANY}/{huge}"), StatusCode::NOT_FOUND),
+        (format!("/client/{COMPANY}/{huge}9"), StatusCode::NOT_FOUND),
+        (format!("/company/{COMPANY}/staff/"), StatusCode::NOT_FOUND),
+        ("/companies/1/2/3".to_string(), StatusCode::NOT_FOUND),
+        ("/../../etc/passwd".to_string(), StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(get(&sim, &path, &[]).await.0, want, "{path}");
+    }
+    let (status, _) = get(
+        &sim,
+        &format!("/services/{COMPANY}"),
+        &[("staff_id", "x".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = get(&sim, "/companies", &[("my", "maybe".into())]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["data"].is_array());
+    // Still serving.
+    assert_eq!(get(&sim, &records, &[]).await.0, StatusCode::OK);
 }

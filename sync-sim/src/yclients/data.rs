@@ -1,5 +1,8 @@
-//! Seeded, deterministic company data: clients and records, as the API
-//! serves them (raw JSON), plus the few typed fields the filters need.
+//! Seeded, deterministic company data: clients, records and the catalogue
+//! (services, categories, staff), as the API serves them (raw JSON), plus the
+//! few typed fields the filters need.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -7,6 +10,8 @@ use rand::rngs::StdRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+
+use super::Resource;
 
 const FIRST_NAMES: &[&str] = &[
     "Анна",
@@ -62,19 +67,48 @@ const STAFF_NAMES: &[&str] = &[
     "Жанна Косметолог",
     "Зоя Брови",
 ];
-const SERVICES: &[(&str, i64)] = &[
-    ("Стрижка женская", 1800),
-    ("Стрижка мужская", 1200),
-    ("Окрашивание", 4500),
-    ("Маникюр", 1500),
-    ("Педикюр", 2200),
-    ("Массаж спины", 2500),
-    ("Укладка", 1000),
-    ("Брови", 800),
-    ("Чистка лица", 3000),
-    ("Бритьё", 900),
-    ("Тонирование", 2700),
-    ("Детская стрижка", 700),
+/// Services: title, price, index of the category, duration in seconds.
+const SERVICES: &[(&str, i64, usize, i64)] = &[
+    ("Стрижка женская", 1800, 0, 3600),
+    ("Стрижка мужская", 1200, 0, 1800),
+    ("Окрашивание", 4500, 0, 7200),
+    ("Маникюр", 1500, 1, 3600),
+    ("Педикюр", 2200, 1, 3600),
+    ("Массаж спины", 2500, 2, 3600),
+    ("Укладка", 1000, 0, 1800),
+    ("Брови", 800, 3, 1800),
+    ("Чистка лица", 3000, 3, 3600),
+    ("Бритьё", 900, 0, 1800),
+    ("Тонирование", 2700, 0, 5400),
+    ("Детская стрижка", 700, 0, 1800),
+];
+const CATEGORIES: &[&str] = &[
+    "Парикмахерские услуги",
+    "Ногтевой сервис",
+    "Массаж",
+    "Уход за лицом",
+];
+/// Specialisation of each of [`STAFF_NAMES`].
+const SPECIALIZATIONS: &[&str] = &[
+    "Парикмахер-универсал",
+    "Барбер",
+    "Стилист",
+    "Колорист",
+    "Мастер маникюра",
+    "Массажист",
+    "Косметолог",
+    "Бровист",
+];
+const POSITIONS: &[&str] = &["Мастер", "Старший мастер"];
+const COMPANY_NAMES: &[&str] = &[
+    "Аврора",
+    "Бархат",
+    "Вереск",
+    "Гармония",
+    "Лотос",
+    "Ирис",
+    "Клевер",
+    "Шарм",
 ];
 const COMMENTS: &[&str] = &[
     "",
@@ -111,14 +145,43 @@ pub(crate) struct RecordRow {
     pub(crate) value: Value,
 }
 
+/// One catalogue entry (service, category or staff member) as served.
+#[derive(Clone, Debug)]
+pub(crate) struct Entity {
+    pub(crate) id: i64,
+    pub(crate) value: Value,
+}
+
+/// The next id handed out for each kind of entity a mutation adds; ids are
+/// never reused, even after a removal.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NextIds {
+    pub(crate) client: i64,
+    pub(crate) record: i64,
+    pub(crate) service: i64,
+    pub(crate) category: i64,
+    pub(crate) staff: i64,
+}
+
 /// Everything one company holds.
 #[derive(Clone, Debug)]
 pub(crate) struct CompanyData {
+    pub(crate) id: u64,
+    pub(crate) title: String,
     pub(crate) tz: Tz,
+    /// The last day of generated records (where added records go by default).
+    pub(crate) last_day: NaiveDate,
     /// Sorted by id.
     pub(crate) clients: Vec<ClientRow>,
     /// Sorted by (datetime, id).
     pub(crate) records: Vec<RecordRow>,
+    /// Sorted by id.
+    pub(crate) services: Vec<Entity>,
+    /// Sorted by id.
+    pub(crate) categories: Vec<Entity>,
+    /// Sorted by id.
+    pub(crate) staff: Vec<Entity>,
+    pub(crate) next_ids: NextIds,
 }
 
 /// What to generate for one company.
@@ -147,12 +210,22 @@ pub(crate) fn fmt_iso(t: DateTime<Utc>, tz: Tz) -> String {
         .to_string()
 }
 
-fn local(tz: Tz, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
+pub(crate) fn local(tz: Tz, day: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     tz.from_local_datetime(&day.and_time(time))
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         // A time inside a DST gap: the same wall time read as UTC is close enough.
         .unwrap_or_else(|| day.and_time(time).and_utc())
+}
+
+/// An id given as a number, a numeric string or an object with `id`.
+pub(crate) fn id_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Object(o) => o.get("id").and_then(id_of),
+        _ => None,
+    }
 }
 
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
@@ -164,6 +237,49 @@ fn phone_digits(rng: &mut StdRng) -> u64 {
 }
 
 impl CompanyData {
+    /// Every entity of `resource` as served (records: deleted ones too).
+    pub(crate) fn list(&self, resource: Resource) -> Vec<Value> {
+        match resource {
+            Resource::Client => self.clients.iter().map(|r| r.value.clone()).collect(),
+            Resource::Record => self.records.iter().map(|r| r.value.clone()).collect(),
+            _ => self
+                .catalogue(resource)
+                .iter()
+                .map(|e| e.value.clone())
+                .collect(),
+        }
+    }
+
+    /// One entity as served.
+    pub(crate) fn find(&self, resource: Resource, id: i64) -> Option<Value> {
+        match resource {
+            Resource::Client => self
+                .clients
+                .binary_search_by_key(&id, |r| r.id)
+                .ok()
+                .map(|i| self.clients[i].value.clone()),
+            Resource::Record => self
+                .records
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.value.clone()),
+            _ => self
+                .catalogue(resource)
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.value.clone()),
+        }
+    }
+
+    pub(crate) fn catalogue(&self, resource: Resource) -> &[Entity] {
+        match resource {
+            Resource::Service => &self.services,
+            Resource::ServiceCategory => &self.categories,
+            Resource::Staff => &self.staff,
+            Resource::Client | Resource::Record => &[],
+        }
+    }
+
     /// Generates a company from `spec`; the same spec gives the same data.
     pub(crate) fn generate(spec: &GenSpec) -> Self {
         let mut rng =
@@ -233,7 +349,7 @@ impl CompanyData {
             let services: Vec<Value> = (0..n_services)
                 .map(|_| {
                     let idx = rng.gen_range(0..SERVICES.len());
-                    let (title, cost) = SERVICES[idx];
+                    let (title, cost, _, _) = SERVICES[idx];
                     json!({"id": company * 1000 + idx as i64 + 1, "title": title, "cost": cost, "amount": 1})
                 })
                 .collect();
@@ -347,11 +463,188 @@ impl CompanyData {
             })
             .collect();
 
-        Self {
+        let name = COMPANY_NAMES[(spec.company_id % COMPANY_NAMES.len() as u64) as usize];
+        let title = format!("Салон «{name}» №{}", spec.company_id);
+        let mut data = Self {
+            id: spec.company_id,
+            title,
             tz,
+            last_day: spec.last_day,
             clients,
             records,
+            services: Vec::new(),
+            categories: Vec::new(),
+            staff: Vec::new(),
+            next_ids: NextIds::default(),
+        };
+        data.generate_catalogue(spec, span_days);
+        data.next_ids = NextIds {
+            client: data
+                .clients
+                .iter()
+                .map(|c| c.id)
+                .max()
+                .unwrap_or(next_client)
+                + 1,
+            record: data
+                .records
+                .iter()
+                .map(|r| r.id)
+                .max()
+                .unwrap_or(next_record)
+                + 1,
+            service: data
+                .services
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 1000)
+                + 1,
+            category: data
+                .categories
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 10_000)
+                + 1,
+            staff: data
+                .staff
+                .iter()
+                .map(|e| e.id)
+                .max()
+                .unwrap_or(company * 100)
+                + 1,
+        };
+        data
+    }
+
+    /// Services, categories and staff, coherent with the records: every
+    /// service and staff id a record names is in the lists. Uses its own
+    /// generator, so the records and clients are what they were before the
+    /// catalogue existed (except the fired master's late visits, below).
+    ///
+    /// One master is fired three quarters into the range: their visits after
+    /// that day went to the next colleague, the older ones still name them.
+    /// Another master is hidden (still working), one service is inactive.
+    /// A service's `staff` are the masters who performed it in some record;
+    /// a category's `staff` are the union over its services.
+    fn generate_catalogue(&mut self, spec: &GenSpec, span_days: i64) {
+        let company = spec.company_id as i64;
+        let mut rng = StdRng::seed_from_u64(
+            spec.seed ^ spec.company_id.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ 0x0CA7_A106,
+        );
+        let n = STAFF_NAMES.len();
+        let staff_id = |i: usize| company * 100 + i as i64 + 1;
+        let service_id = |i: usize| company * 1000 + i as i64 + 1;
+        let category_id = |i: usize| company * 10_000 + i as i64 + 1;
+        let fired = rng.gen_range(0..n);
+        let hidden = (fired + 1 + rng.gen_range(0..n - 1)) % n;
+        let inactive = rng.gen_range(0..SERVICES.len());
+
+        let cutoff = spec.first_day + Duration::days(span_days * 3 / 4);
+        let substitute = (fired + 1) % n;
+        for r in &mut self.records {
+            if r.staff_id == staff_id(fired) && r.date > cutoff {
+                r.staff_id = staff_id(substitute);
+                if let Some(obj) = r.value.as_object_mut() {
+                    obj.insert("staff_id".into(), json!(r.staff_id));
+                    obj.insert(
+                        "staff".into(),
+                        json!({"id": r.staff_id, "name": STAFF_NAMES[substitute]}),
+                    );
+                }
+            }
         }
+
+        let mut performed: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
+        for r in &self.records {
+            for s in r.value["services"].as_array().into_iter().flatten() {
+                if let Some(id) = s["id"].as_i64() {
+                    performed.entry(id).or_default().insert(r.staff_id);
+                }
+            }
+        }
+
+        self.staff = (0..n)
+            .map(|i| {
+                let id = staff_id(i);
+                let position = i % POSITIONS.len();
+                let rating = if rng.gen_range(0..5) == 0 {
+                    json!(0)
+                } else {
+                    json!(f64::from(rng.gen_range(40..=50u32)) / 10.0)
+                };
+                Entity {
+                    id,
+                    value: json!({
+                        "id": id,
+                        "name": STAFF_NAMES[i],
+                        "specialization": SPECIALIZATIONS[i % SPECIALIZATIONS.len()],
+                        "position": {"id": company * 10 + position as i64 + 1, "title": POSITIONS[position]},
+                        "avatar": format!("https://example.test/avatars/{id}.jpg"),
+                        "rating": rating,
+                        "fired": i32::from(i == fired),
+                        "hidden": i32::from(i == hidden),
+                        "status": 0,
+                        "api_id": "",
+                    }),
+                }
+            })
+            .collect();
+
+        self.services = SERVICES
+            .iter()
+            .enumerate()
+            .map(|(i, &(title, cost, category, duration))| {
+                let id = service_id(i);
+                let staff: Vec<Value> = performed
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .map(|s| json!({"id": s, "seance_length": duration}))
+                    .collect();
+                Entity {
+                    id,
+                    value: json!({
+                        "id": id,
+                        "title": title,
+                        "category_id": category_id(category),
+                        "price_min": cost,
+                        "price_max": cost + (i as i64 % 3) * 200,
+                        "duration": duration,
+                        "active": i32::from(i != inactive),
+                        "staff": staff,
+                        "weight": (SERVICES.len() - i) as i64,
+                        "api_id": "",
+                    }),
+                }
+            })
+            .collect();
+
+        self.categories = CATEGORIES
+            .iter()
+            .enumerate()
+            .map(|(k, title)| {
+                let id = category_id(k);
+                let staff: BTreeSet<i64> = SERVICES
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.2 == k)
+                    .flat_map(|(i, _)| performed.get(&service_id(i)).into_iter().flatten())
+                    .copied()
+                    .collect();
+                Entity {
+                    id,
+                    value: json!({
+                        "id": id,
+                        "title": title,
+                        "api_id": "",
+                        "weight": (CATEGORIES.len() - k) as i64,
+                        "staff": staff.into_iter().collect::<Vec<_>>(),
+                    }),
+                }
+            })
+            .collect();
     }
 
     /// Changes `fraction` of the records (content and `last_change_date`,
@@ -542,5 +835,40 @@ mod tests {
             .iter()
             .filter(|r| ids.contains(&r.id))
             .all(|r| r.last_change == now));
+    }
+
+    #[test]
+    fn catalogue_lists_everything_records_name() {
+        let s = spec(5);
+        let d = CompanyData::generate(&s);
+        let staff: BTreeSet<i64> = d.staff.iter().map(|e| e.id).collect();
+        let services: BTreeSet<i64> = d.services.iter().map(|e| e.id).collect();
+        let categories: BTreeSet<i64> = d.categories.iter().map(|e| e.id).collect();
+        assert_eq!((staff.len(), services.len(), categories.len()), (8, 12, 4));
+        assert!(staff.iter().all(|id| id / 100 == 7));
+        for r in &d.records {
+            assert!(staff.contains(&r.staff_id));
+            assert_eq!(r.value["staff_id"], json!(r.staff_id));
+            for svc in r.value["services"].as_array().unwrap() {
+                assert!(services.contains(&svc["id"].as_i64().unwrap()));
+            }
+        }
+        for e in &d.services {
+            assert!(categories.contains(&e.value["category_id"].as_i64().unwrap()));
+        }
+        let flagged = |f: &str| d.staff.iter().filter(|e| e.value[f] == json!(1)).count();
+        assert_eq!((flagged("fired"), flagged("hidden")), (1, 1));
+        let fired = d
+            .staff
+            .iter()
+            .find(|e| e.value["fired"] == json!(1))
+            .unwrap()
+            .id;
+        let cutoff = s.first_day + Duration::days((s.last_day - s.first_day).num_days() * 3 / 4);
+        let visits: Vec<&RecordRow> = d.records.iter().filter(|r| r.staff_id == fired).collect();
+        assert!(!visits.is_empty() && visits.iter().all(|r| r.date <= cutoff));
+        assert!(d.next_ids.record > d.records.iter().map(|r| r.id).max().unwrap());
+        assert!(d.next_ids.client > d.clients.last().unwrap().id);
+        assert_eq!(d.next_ids.staff, 7 * 100 + 9);
     }
 }

@@ -5,7 +5,7 @@
 // only add noise on a test server.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,8 +23,12 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::data::{CompanyData, RecordRow};
-use super::{Faults, LimitScope, RetryAfter, SimLimits, SimStats, YclientsSimConfig};
+use super::accounting::Accounting;
+use super::data::{id_of, CompanyData, RecordRow};
+use super::webhooks::{Hooks, WebhookEvent};
+use super::{
+    Faults, Latency, LimitScope, Resource, RetryAfter, SimLimits, SimStats, YclientsSimConfig,
+};
 
 const ACCEPT: &str = "application/vnd.yclients.v2+json";
 const VISITS_PAGE: usize = 25;
@@ -33,6 +37,9 @@ const VISITS_PAGE: usize = 25;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: YclientsSimConfig,
+    /// `None`: the user manages every company served.
+    managed: Option<BTreeSet<u64>>,
+    pub(crate) hooks: Hooks,
     state: Mutex<SimState>,
 }
 
@@ -47,6 +54,14 @@ pub(crate) struct SimState {
     /// limit.
     pub(crate) windows: HashMap<String, VecDeque<Instant>>,
     pub(crate) user_token: String,
+    /// Peaks and arrival times.
+    pub(crate) accounting: Accounting,
+    pub(crate) latency: Latency,
+    /// Draws latencies only, so that turning latency on does not move the
+    /// fault decisions.
+    latency_rng: StdRng,
+    pub(crate) clients_list_gone: bool,
+    pub(crate) webhook_url: Option<reqwest::Url>,
     token_generation: u64,
     token_uses: u64,
     rng: StdRng,
@@ -64,7 +79,12 @@ impl SimState {
 }
 
 impl Shared {
-    pub(crate) fn new(config: YclientsSimConfig, companies: BTreeMap<u64, CompanyData>) -> Self {
+    pub(crate) fn new(
+        config: YclientsSimConfig,
+        companies: BTreeMap<u64, CompanyData>,
+        hooks: Hooks,
+        webhook_url: Option<reqwest::Url>,
+    ) -> Self {
         let state = SimState {
             companies,
             stats: SimStats::default(),
@@ -72,20 +92,53 @@ impl Shared {
             faults: config.faults.clone(),
             windows: HashMap::new(),
             user_token: config.user_token.clone(),
+            accounting: Accounting::new(),
+            latency: config.latency,
+            latency_rng: StdRng::seed_from_u64(config.seed ^ 0x1A7E_u64.rotate_left(24)),
+            clients_list_gone: config.clients_list_gone,
+            webhook_url,
             token_generation: 0,
             token_uses: 0,
             rng: StdRng::seed_from_u64(config.seed ^ 0x00FA_u64.rotate_left(40)),
             n_429: 0,
             base_user_token: config.user_token.clone(),
         };
+        let managed = config
+            .managed_companies
+            .as_ref()
+            .map(|ids| ids.iter().copied().collect());
         Self {
             config,
+            managed,
+            hooks,
             state: Mutex::new(state),
         }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn manages(&self, company: u64) -> bool {
+        self.managed.as_ref().is_none_or(|m| m.contains(&company))
+    }
+
+    /// `GET /companies` items: the managed ones (`my`) or every one served.
+    pub(crate) fn company_list(&self, s: &SimState, my: bool) -> Vec<Value> {
+        s.companies
+            .values()
+            .filter(|c| !my || self.manages(c.id))
+            .map(|c| json!({"id": c.id, "title": c.title, "timezone_name": c.tz.name()}))
+            .collect()
+    }
+
+    /// Queues a webhook delivery of each event, if webhooks are on.
+    pub(crate) fn emit(&self, s: &SimState, events: &[WebhookEvent]) {
+        if let Some(url) = &s.webhook_url {
+            for e in events {
+                self.hooks.send(url, e);
+            }
+        }
     }
 }
 
@@ -103,6 +156,28 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/clients/{company}", get(clients_list))
         .route("/api/v1/client/{company}/{client}", get(client_one))
         .route("/api/v1/records/{company}", get(records))
+        .route("/api/v1/services/{company}", get(services_list))
+        .route("/api/v1/services/{company}/{id}", get(services_one))
+        .route("/api/v1/company/{company}/services", get(services_list))
+        .route("/api/v1/company/{company}/services/{id}", get(services_one))
+        .route("/api/v1/service_categories/{company}", get(categories_list))
+        .route(
+            "/api/v1/service_categories/{company}/{id}",
+            get(categories_one),
+        )
+        .route(
+            "/api/v1/company/{company}/service_categories",
+            get(categories_list),
+        )
+        .route(
+            "/api/v1/company/{company}/service_categories/{id}",
+            get(categories_one),
+        )
+        .route("/api/v1/staff/{company}", get(staff_list))
+        .route("/api/v1/staff/{company}/{id}", get(staff_one))
+        .route("/api/v1/company/{company}/staff", get(staff_list))
+        .route("/api/v1/company/{company}/staff/{id}", get(staff_one))
+        .route("/api/v1/companies", get(companies))
         .fallback(other)
         .with_state(shared)
 }
@@ -204,10 +279,12 @@ fn seconds_until_free(times: &VecDeque<Instant>, limits: &SimLimits, now: Instan
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
+const SECOND: Duration = Duration::from_secs(1);
+
 fn windows_of(limits: &SimLimits) -> Vec<(Duration, usize)> {
     let mut w = Vec::new();
     if let Some(n) = limits.per_second {
-        w.push((Duration::from_secs(1), n.max(1) as usize));
+        w.push((SECOND, n.max(1) as usize));
     }
     if let Some(n) = limits.per_minute {
         w.push((Duration::from_secs(60), n.max(1) as usize));
@@ -215,8 +292,22 @@ fn windows_of(limits: &SimLimits) -> Vec<(Duration, usize)> {
     w
 }
 
+/// Who shares a budget with this request.
+fn scope_key(scope: LimitScope, peer: SocketAddr, headers: &HeaderMap) -> String {
+    match scope {
+        LimitScope::PerIp => peer.ip().to_string(),
+        LimitScope::PerToken => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
 /// Counts the request, then enforces (in order) the limits, injected 429 and
-/// 5xx, the `Accept` header, the tokens and access to the company.
+/// 5xx, the `Accept` header, the tokens and (for [`Needs::User`]) access to
+/// the company. Every answer, refusals included, waits for the latency; the
+/// request is counted in the windows at its arrival, before that wait.
 async fn gate(
     shared: &Shared,
     peer: SocketAddr,
@@ -225,143 +316,170 @@ async fn gate(
     needs: Needs,
     company: Option<&str>,
 ) -> Result<Pass, Response> {
-    let (slow, pass) = {
-        let mut s = shared.lock();
-        let s = &mut *s;
-        s.stats.requests += 1;
-        *s.stats
-            .per_endpoint
-            .entry(endpoint.to_string())
-            .or_default() += 1;
-        maybe_change_data(s);
+    let (wait, outcome) = gate_now(shared, peer, headers, endpoint, needs, company);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    outcome
+}
 
-        // Limits.
-        let windows = windows_of(&s.limits);
-        if !windows.is_empty() {
-            let key = match s.limits.scope {
-                LimitScope::PerIp => peer.ip().to_string(),
-                LimitScope::PerToken => headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string(),
-            };
-            let now = Instant::now();
-            let longest = windows.iter().map(|w| w.0).max().unwrap_or_default();
-            let cap = windows.iter().map(|w| w.1).max().unwrap_or(1);
-            let times = s.windows.entry(key).or_default();
-            while times
-                .front()
-                .is_some_and(|&t| now.duration_since(t) >= longest)
-            {
-                times.pop_front();
-            }
-            let full = windows.iter().any(|&(len, max)| {
+/// The decision of [`gate`] and how long to wait before answering.
+fn gate_now(
+    shared: &Shared,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    endpoint: &'static str,
+    needs: Needs,
+    company: Option<&str>,
+) -> (Duration, Result<Pass, Response>) {
+    let mut s = shared.lock();
+    let s = &mut *s;
+    let now = Instant::now();
+    s.stats.requests += 1;
+    *s.stats
+        .per_endpoint
+        .entry(endpoint.to_string())
+        .or_default() += 1;
+    if let Some(id) = company.and_then(|c| c.parse::<u64>().ok()) {
+        *s.stats.per_company.entry(id).or_default() += 1;
+    }
+    let latency = s.latency.sample(&mut s.latency_rng);
+    maybe_change_data(shared, s);
+
+    // Limits, by arrival time.
+    let key = scope_key(s.limits.scope, peer, headers);
+    let windows = windows_of(&s.limits);
+    let mut refused = None;
+    if !windows.is_empty() {
+        let longest = windows.iter().map(|w| w.0).max().unwrap_or_default();
+        let cap = windows.iter().map(|w| w.1).max().unwrap_or(1);
+        let times = s.windows.entry(key.clone()).or_default();
+        while times
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= longest)
+        {
+            times.pop_front();
+        }
+        let full: Vec<Duration> = windows
+            .iter()
+            .filter(|&&(len, max)| {
                 times
                     .iter()
                     .filter(|&&t| now.duration_since(t) < len)
                     .count()
                     >= max
-            });
-            if full {
-                let wait = seconds_until_free(times, &s.limits, now);
-                s.stats.limit_breaches += 1;
-                return Err(too_many(s, Some(wait)));
-            }
+            })
+            .map(|w| w.0)
+            .collect();
+        if full.is_empty() {
             times.push_back(now);
             while times.len() > cap {
                 times.pop_front();
             }
-        }
-
-        // Injected faults.
-        if s.faults.random_429_rate > 0.0 && s.rng.gen_bool(s.faults.random_429_rate.min(1.0)) {
-            return Err(too_many(s, Some(1)));
-        }
-        if s.faults.error_5xx_rate > 0.0 && s.rng.gen_bool(s.faults.error_5xx_rate.min(1.0)) {
-            s.stats.responses_5xx += 1;
-            let status = [
-                StatusCode::INTERNAL_SERVER_ERROR,
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-            ][s.rng.gen_range(0..3)];
-            return Err(
-                (status, "<html><body>temporarily unavailable</body></html>").into_response(),
-            );
-        }
-
-        // Request shape and credentials.
-        let accept_ok = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains(ACCEPT));
-        if shared.config.require_accept_header && !accept_ok {
-            s.stats.responses_4xx += 1;
-            return Err(envelope_error(
-                StatusCode::BAD_REQUEST,
-                "Accept header must be application/vnd.yclients.v2+json",
-                None,
-            ));
-        }
-        let auth = parse_authorization(headers);
-        if auth.partner.as_deref() != Some(shared.config.partner_token.as_str()) {
-            s.stats.responses_401 += 1;
-            return Err(envelope_error(
-                StatusCode::UNAUTHORIZED,
-                "Partner authentication failed",
-                None,
-            ));
-        }
-        if needs == Needs::User {
-            if auth.user.as_deref() != Some(s.user_token.as_str()) {
-                s.stats.responses_401 += 1;
-                return Err(envelope_error(
-                    StatusCode::UNAUTHORIZED,
-                    "User authentication failed",
-                    None,
-                ));
-            }
-            s.token_uses += 1;
-            if let Some(n) = s.faults.revoke_token_after_requests {
-                if s.token_uses > n {
-                    s.rotate_token();
-                    s.stats.responses_401 += 1;
-                    return Err(envelope_error(
-                        StatusCode::UNAUTHORIZED,
-                        "User token revoked",
-                        None,
-                    ));
+        } else {
+            refused = Some(seconds_until_free(times, &s.limits, now));
+            s.stats.limit_breaches += 1;
+            for len in full {
+                if len == SECOND {
+                    s.stats.breaches_per_second += 1;
+                } else {
+                    s.stats.breaches_per_minute += 1;
                 }
+            }
+        }
+    }
+    s.accounting
+        .arrive(&mut s.stats.peaks, &key, now, refused.is_none());
+    if let Some(wait) = refused {
+        return (latency, Err(too_many(s, Some(wait))));
+    }
+    let (extra, outcome) = checks(shared, s, headers, needs, company);
+    (latency + extra, outcome)
+}
+
+/// Everything after the limits: injected faults, request shape, credentials,
+/// access; and the slow-answer delay of a request that passes.
+fn checks(
+    shared: &Shared,
+    s: &mut SimState,
+    headers: &HeaderMap,
+    needs: Needs,
+    company: Option<&str>,
+) -> (Duration, Result<Pass, Response>) {
+    // Injected faults.
+    if s.faults.random_429_rate > 0.0 && s.rng.gen_bool(s.faults.random_429_rate.min(1.0)) {
+        return (Duration::ZERO, Err(too_many(s, Some(1))));
+    }
+    if s.faults.error_5xx_rate > 0.0 && s.rng.gen_bool(s.faults.error_5xx_rate.min(1.0)) {
+        s.stats.responses_5xx += 1;
+        let status = [
+            StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::BAD_GATEWAY,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ][s.rng.gen_range(0..3)];
+        return (
+            Duration::ZERO,
+            Err((status, "<html><body>temporarily unavailable</body></html>").into_response()),
+        );
+    }
+    let refuse = |s: &mut SimState, status: StatusCode, message: &str| {
+        if status == StatusCode::UNAUTHORIZED {
+            s.stats.responses_401 += 1;
+        } else {
+            s.stats.responses_4xx += 1;
+        }
+        (Duration::ZERO, Err(envelope_error(status, message, None)))
+    };
+
+    // Request shape and credentials.
+    let accept_ok = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ACCEPT));
+    if shared.config.require_accept_header && !accept_ok {
+        return refuse(
+            s,
+            StatusCode::BAD_REQUEST,
+            "Accept header must be application/vnd.yclients.v2+json",
+        );
+    }
+    let auth = parse_authorization(headers);
+    if auth.partner.as_deref() != Some(shared.config.partner_token.as_str()) {
+        return refuse(s, StatusCode::UNAUTHORIZED, "Partner authentication failed");
+    }
+    if needs == Needs::User {
+        if auth.user.as_deref() != Some(s.user_token.as_str()) {
+            return refuse(s, StatusCode::UNAUTHORIZED, "User authentication failed");
+        }
+        s.token_uses += 1;
+        if let Some(n) = s.faults.revoke_token_after_requests {
+            if s.token_uses > n {
+                s.rotate_token();
+                return refuse(s, StatusCode::UNAUTHORIZED, "User token revoked");
             }
         }
         if let Some(raw) = company {
             let known = raw
                 .parse::<u64>()
                 .ok()
-                .is_some_and(|id| s.companies.contains_key(&id));
+                .is_some_and(|id| s.companies.contains_key(&id) && shared.manages(id));
             if !known {
-                s.stats.responses_4xx += 1;
-                return Err(envelope_error(
-                    StatusCode::FORBIDDEN,
-                    "No access to the company",
-                    None,
-                ));
+                return refuse(s, StatusCode::FORBIDDEN, "No access to the company");
             }
         }
-
-        let slow = (s.faults.slow_rate > 0.0 && s.rng.gen_bool(s.faults.slow_rate.min(1.0)))
-            .then_some(s.faults.slow_delay);
-        let truncate =
-            s.faults.truncated_rate > 0.0 && s.rng.gen_bool(s.faults.truncated_rate.min(1.0));
-        if truncate {
-            s.stats.truncated += 1;
-        }
-        (slow, Pass { truncate })
-    };
-    if let Some(d) = slow {
-        tokio::time::sleep(d).await;
     }
-    Ok(pass)
+
+    let slow = if s.faults.slow_rate > 0.0 && s.rng.gen_bool(s.faults.slow_rate.min(1.0)) {
+        s.faults.slow_delay
+    } else {
+        Duration::ZERO
+    };
+    let truncate =
+        s.faults.truncated_rate > 0.0 && s.rng.gen_bool(s.faults.truncated_rate.min(1.0));
+    if truncate {
+        s.stats.truncated += 1;
+    }
+    (slow, Ok(Pass { truncate }))
 }
 
 fn too_many(s: &mut SimState, wait_secs: Option<u64>) -> Response {
@@ -381,7 +499,7 @@ fn too_many(s: &mut SimState, wait_secs: Option<u64>) -> Response {
     resp
 }
 
-fn maybe_change_data(s: &mut SimState) {
+fn maybe_change_data(shared: &Shared, s: &mut SimState) {
     let Some(change) = s.faults.change_during_sync else {
         return;
     };
@@ -389,9 +507,20 @@ fn maybe_change_data(s: &mut SimState) {
         return;
     }
     let now = Utc::now();
+    let hooks_on = s.webhook_url.is_some();
     let rng = &mut s.rng;
-    if let Some(c) = s.companies.values_mut().next() {
-        c.change_records(change.fraction, rng, now);
+    let Some(c) = s.companies.values_mut().next() else {
+        return;
+    };
+    let before = if hooks_on {
+        c.deleted_records()
+    } else {
+        Default::default()
+    };
+    let ids = c.change_records(change.fraction, rng, now);
+    if hooks_on {
+        let events = c.record_events(&ids, &before);
+        shared.emit(s, &events);
     }
 }
 
@@ -483,6 +612,19 @@ fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
 
 fn company_id(raw: &str) -> u64 {
     raw.parse().unwrap_or(0)
+}
+
+/// The company a request names (the gate already checked access).
+fn company_of<'a>(s: &'a SimState, raw: &str) -> Result<&'a CompanyData, Response> {
+    s.companies
+        .get(&company_id(raw))
+        .ok_or_else(|| envelope_error(StatusCode::FORBIDDEN, "No access to the company", None))
+}
+
+/// Items before page `page` (from 1) of `size` items; saturates instead of
+/// overflowing on huge numbers.
+fn offset(page: u64, size: u64) -> usize {
+    usize::try_from(page.saturating_sub(1).saturating_mul(size)).unwrap_or(usize::MAX)
 }
 
 // ---------------------------------------------------------------- handlers
@@ -602,7 +744,7 @@ async fn clients_search(
         let order_by = body.get("order_by").and_then(Value::as_str).unwrap_or("id");
         let desc = body.get("order_by_direction").and_then(Value::as_str) == Some("desc");
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let mut rows: Vec<&super::data::ClientRow> = c.clients.iter().collect();
         match order_by {
             "id" => {}
@@ -618,7 +760,7 @@ async fn clients_search(
             rows.reverse();
         }
         let total = rows.len();
-        let start = ((page - 1) * page_size) as usize;
+        let start = offset(page, page_size);
         let data: Vec<Value> = rows
             .iter()
             .skip(start)
@@ -653,6 +795,23 @@ async fn clients_list(
     Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Response {
+    if shared.lock().clients_list_gone {
+        // As an unknown path: the partner token is checked, nothing else.
+        if let Err(r) = gate(
+            &shared,
+            peer,
+            &headers,
+            "clients_list",
+            Needs::Partner,
+            Some(&company),
+        )
+        .await
+        {
+            return r;
+        }
+        count_4xx(&shared);
+        return envelope_error(StatusCode::NOT_FOUND, "Not found", None);
+    }
     let pass = match gate(
         &shared,
         peer,
@@ -678,7 +837,7 @@ async fn clients_list(
             ));
         }
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let after = parse_instant_param(&p, "changed_after", c.tz)?;
         let before = parse_instant_param(&p, "changed_before", c.tz)?;
         let rows: Vec<&Value> = c
@@ -691,7 +850,7 @@ async fn clients_list(
         let total = rows.len();
         let data: Vec<Value> = rows
             .into_iter()
-            .skip(((page - 1) * count) as usize)
+            .skip(offset(page, count))
             .take(count as usize)
             .cloned()
             .collect();
@@ -729,13 +888,11 @@ async fn client_one(
     };
     let found = {
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
-        client.parse::<i64>().ok().and_then(|id| {
-            c.clients
-                .binary_search_by_key(&id, |r| r.id)
-                .ok()
-                .map(|i| c.clients[i].value.clone())
-        })
+        let id = client.parse::<i64>().ok();
+        s.companies
+            .get(&company_id(&company))
+            .zip(id)
+            .and_then(|(c, id)| c.find(Resource::Client, id))
     };
     match found {
         Some(v) => success(StatusCode::OK, v, json!([]), pass.truncate),
@@ -800,7 +957,7 @@ async fn records(
         };
         let with_deleted = flag(&p, "with_deleted");
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let after = parse_instant_param(&p, "changed_after", c.tz)?;
         let before = parse_instant_param(&p, "changed_before", c.tz)?;
         let keep = |r: &&RecordRow| {
@@ -819,7 +976,7 @@ async fn records(
             .records
             .iter()
             .filter(keep)
-            .skip(((page - 1) * count) as usize)
+            .skip(offset(page, count))
             .take(count as usize)
             .map(|r| r.value.clone())
             .collect();
@@ -871,7 +1028,7 @@ async fn visits_search(
         let to = day("to")?;
         let attendance = body.get("attendance").and_then(Value::as_i64);
         let s = shared.lock();
-        let c = &s.companies[&company_id(&company)];
+        let c = company_of(&s, &company)?;
         let client_id = match (body.get("client_id"), body.get("client_phone")) {
             (Some(Value::Number(n)), _) => n
                 .as_i64()
@@ -958,4 +1115,205 @@ async fn other(AxState(shared): St, ConnectInfo(peer): Peer, headers: HeaderMap)
     }
     count_4xx(&shared);
     envelope_error(StatusCode::NOT_FOUND, "Not found", None)
+}
+
+// ---------------------------------------------------------------- catalogue
+
+/// Whether a `staff` list (ids or `{id, ...}` objects) names `staff_id`.
+fn lists_staff(value: &Value, staff_id: i64) -> bool {
+    value["staff"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|s| id_of(s) == Some(staff_id)))
+}
+
+fn int_filter(p: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+    match p.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| validation_error(name, "must be an integer")),
+    }
+}
+
+/// `GET` a whole catalogue list (filters: `staff_id` for services and
+/// categories, `category_id` for services), or one entry with `id`.
+async fn catalogue(
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    resource: Resource,
+    company: String,
+    id: Option<String>,
+    q: Vec<(String, String)>,
+) -> Response {
+    let (endpoint, missing) = match resource {
+        Resource::Service => ("services", "Service not found"),
+        Resource::ServiceCategory => ("service_categories", "Service category not found"),
+        _ => ("staff", "Staff member not found"),
+    };
+    let pass = match gate(
+        &shared,
+        peer,
+        &headers,
+        endpoint,
+        Needs::User,
+        Some(&company),
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = (|| {
+        let s = shared.lock();
+        let c = company_of(&s, &company)?;
+        if let Some(raw) = id {
+            return raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .and_then(|id| c.find(resource, id))
+                .map(|v| success(StatusCode::OK, v, json!([]), pass.truncate))
+                .ok_or_else(|| envelope_error(StatusCode::NOT_FOUND, missing, None));
+        }
+        let p = params(q);
+        let (staff_id, category_id) = match resource {
+            Resource::Service => (int_filter(&p, "staff_id")?, int_filter(&p, "category_id")?),
+            Resource::ServiceCategory => (int_filter(&p, "staff_id")?, None),
+            _ => (None, None),
+        };
+        let data: Vec<Value> = c
+            .catalogue(resource)
+            .iter()
+            .filter(|e| staff_id.is_none_or(|sid| lists_staff(&e.value, sid)))
+            .filter(|e| category_id.is_none_or(|cid| e.value["category_id"].as_i64() == Some(cid)))
+            .map(|e| e.value.clone())
+            .collect();
+        let total = data.len();
+        Ok(success(
+            StatusCode::OK,
+            Value::Array(data),
+            json!({"total_count": total}),
+            pass.truncate,
+        ))
+    })();
+    result.unwrap_or_else(|r| {
+        count_4xx(&shared);
+        r
+    })
+}
+
+async fn services_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Service, company, None, q).await
+}
+
+async fn services_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::Service,
+        company,
+        Some(id),
+        q,
+    )
+    .await
+}
+
+async fn categories_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::ServiceCategory,
+        company,
+        None,
+        q,
+    )
+    .await
+}
+
+async fn categories_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(
+        shared,
+        peer,
+        headers,
+        Resource::ServiceCategory,
+        company,
+        Some(id),
+        q,
+    )
+    .await
+}
+
+async fn staff_list(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path(company): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Staff, company, None, q).await
+}
+
+async fn staff_one(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Path((company, id)): Path<(String, String)>,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    catalogue(shared, peer, headers, Resource::Staff, company, Some(id), q).await
+}
+
+/// `GET /companies`: with `my=1` (both tokens) the companies the user
+/// manages; without it (partner token only) every company served.
+async fn companies(
+    AxState(shared): St,
+    ConnectInfo(peer): Peer,
+    Query(q): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Response {
+    let my = flag(&params(q), "my");
+    let needs = if my { Needs::User } else { Needs::Partner };
+    let pass = match gate(&shared, peer, &headers, "companies", needs, None).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let data = {
+        let s = shared.lock();
+        shared.company_list(&s, my)
+    };
+    let total = data.len();
+    success(
+        StatusCode::OK,
+        Value::Array(data),
+        json!({"total_count": total}),
+        pass.truncate,
+    )
 }
