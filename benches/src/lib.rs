@@ -16,6 +16,7 @@ pub mod memory;
 pub mod pg;
 pub mod procfs;
 pub mod rate_limit;
+pub mod records_import;
 pub mod report;
 pub mod sim;
 pub mod store_throughput;
