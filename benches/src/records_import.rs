@@ -29,7 +29,9 @@ use sync_core::{
     Budget, CheckpointStore, Engine, ExistingQuery, RateLimiter, RateLimits, RunReport, Secret,
     Store, SyncOptions, Target,
 };
-use sync_sim::yclients::{Faults, Latency, RetryAfter, RunningYclientsSim, SimLimits, YclientsSim, YclientsSimConfig};
+use sync_sim::yclients::{
+    Faults, Latency, RetryAfter, RunningYclientsSim, SimLimits, YclientsSim, YclientsSimConfig,
+};
 use sync_source_yclients::{sources_for_companies, YclientsConfig, LIMITS};
 use sync_store_sqlite::SqliteStore;
 
@@ -92,9 +94,16 @@ async fn engine(
         .into_iter()
         .next()
         .ok_or("no company")?;
-    let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(limits.scaled(preset.settings().utilization)));
-    let engine = Engine::new(company.records.clone(), store.clone(), store.clone(), budget)
-        .with_session(company.session.clone());
+    let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(
+        limits.scaled(preset.settings().utilization),
+    ));
+    let engine = Engine::new(
+        company.records.clone(),
+        store.clone(),
+        store.clone(),
+        budget,
+    )
+    .with_session(company.session.clone());
     Ok((engine, store))
 }
 
@@ -139,17 +148,27 @@ async fn import(latency_ms: u64, preset: Preset) -> Result<Vec<Row>, BoxError> {
             format!("records import requests ({label})"),
             format!("<= {bound:.1}"),
             format!("{} (the run counted {})", stats.requests, report.requests),
-            stats.requests as f64 <= bound && stats.requests == report.requests, COMMAND),
+            stats.requests as f64 <= bound && stats.requests == report.requests,
+            COMMAND,
+        ),
         Row::checked(
             format!("records import wall / least time ({label})"),
             "<= 1.10".into(),
-            format!("{ratio:.3} ({:.1} s / {:.1} s)", wall.as_secs_f64(), least.as_secs_f64()),
-            ratio <= 1.10, COMMAND),
+            format!(
+                "{ratio:.3} ({:.1} s / {:.1} s)",
+                wall.as_secs_f64(),
+                least.as_secs_f64()
+            ),
+            ratio <= 1.10,
+            COMMAND,
+        ),
         Row::checked(
             format!("records import 429s / breaches ({label})"),
             "0 / 0".into(),
             format!("{} / {}", stats.responses_429, stats.limit_breaches),
-            stats.responses_429 == 0 && stats.limit_breaches == 0 && exact, COMMAND),
+            stats.responses_429 == 0 && stats.limit_breaches == 0 && exact,
+            COMMAND,
+        ),
     ])
 }
 
@@ -183,7 +202,11 @@ async fn store_equals_sim(
         )
         .await?;
     if stored.len() != want.len() {
-        println!("  store holds {} records of covered days, the simulator {}", stored.len(), want.len());
+        println!(
+            "  store holds {} records of covered days, the simulator {}",
+            stored.len(),
+            want.len()
+        );
         return Ok(false);
     }
     Ok(stored.iter().all(|s| {
@@ -212,7 +235,12 @@ fn cli_run(cli: &Path, sim: &RunningYclientsSim, dir: &Path) -> std::process::Co
     let mut cmd = std::process::Command::new(cli);
     cmd.current_dir(dir)
         .args(["--no-progress", "run", "--source", "yclients"])
-        .args(["--from", &c.first_day().to_string(), "--to", &c.end_date.to_string()])
+        .args([
+            "--from",
+            &c.first_day().to_string(),
+            "--to",
+            &c.end_date.to_string(),
+        ])
         .env("YCLIENTS_BASE_URL", sim.base_url())
         .env("YCLIENTS_PARTNER_TOKEN", &c.partner_token)
         .env("YCLIENTS_LOGIN", &c.login)
@@ -229,7 +257,9 @@ fn batches_in_log(log: &Path, run: &str) -> Result<(BTreeSet<String>, BTreeSet<S
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let (mut started, mut stored) = (BTreeSet::new(), BTreeSet::new());
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
         let fields = &v["fields"];
         if fields["run_id"].as_str() != Some(run) && v["span"]["run_id"].as_str() != Some(run) {
             continue;
@@ -294,7 +324,9 @@ async fn kill_and_resume() -> Result<Vec<Row>, BoxError> {
     let store = SqliteStore::open(dir.path().join("data/sync.db")).await?;
     let resumed: Option<RunReport> = store.runs(Some(&stream), 1).await?.into_iter().next();
     let exact = status.success() && store_equals_sim(&sim, &store, &target).await?;
-    let complete = target.coverage(&store.coverage(&stream).await?).is_complete();
+    let complete = target
+        .coverage(&store.coverage(&stream).await?)
+        .is_complete();
     let total_requests = sim.stats().requests;
     let resumed_batches = resumed.as_ref().map_or(0, |r| r.batches_done);
     // The windows the resumed run fetched again that the killed run had
@@ -367,8 +399,14 @@ async fn plan_is_the_run() -> Result<Vec<Row>, BoxError> {
         rows.push(Row::checked(
             format!("plan's requests vs the run's ({preset})"),
             "within 10%".into(),
-            format!("{} planned, {made} made ({:.1}%)", planned.requests, off * 100.0),
-            off <= 0.10, COMMAND));
+            format!(
+                "{} planned, {made} made ({:.1}%)",
+                planned.requests,
+                off * 100.0
+            ),
+            off <= 0.10,
+            COMMAND,
+        ));
     }
     Ok(rows)
 }
@@ -410,6 +448,13 @@ async fn recovery_from_429() -> Result<Vec<Row>, BoxError> {
     Ok(vec![Row::checked(
         "rate reached with occasional 429s (2/s, 60/min)".into(),
         ">= 85%".into(),
-        format!("{:.1}% ({} requests, {} 429s)", share * 100.0, stats.requests, stats.responses_429),
-        share >= 0.85, COMMAND)])
+        format!(
+            "{:.1}% ({} requests, {} 429s)",
+            share * 100.0,
+            stats.requests,
+            stats.responses_429
+        ),
+        share >= 0.85,
+        COMMAND,
+    )])
 }

@@ -134,6 +134,7 @@ async fn commit_all<S: Store + CheckpointStore>(
                 records: batch,
                 covered: &covered(batch),
                 progress: Default::default(),
+                claim: None,
             })
             .await?;
         total += c;

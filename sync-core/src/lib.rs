@@ -51,7 +51,7 @@ pub use domain::record::{
 pub use domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 pub use engine::options::{ProgressFn, SyncOptions, SyncOptionsBuilder};
 pub use engine::progress::ProgressEvent;
-pub use engine::runner::{Engine, SourceDayCounts};
+pub use engine::runner::{Engine, SourceDayCounts, Worker};
 pub use error::{error_chain, BoxError, Result, SyncError};
 pub use limit::budget::Budget;
 pub use limit::limiter::{LimiterStats, RateLimiter};
@@ -70,7 +70,8 @@ pub use source::retry::{RetryPolicy, Retrying};
 pub use source::retry_after::parse_retry_after;
 pub use source::session::{Authenticated, SessionCache};
 pub use store::api::{
-    BatchCommit, BudgetStore, CheckpointStore, ExistingQuery, RunProgress, Store,
+    BatchCommit, BudgetStore, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress,
+    RunProgress, Store, WorkQueue, MAX_ATTEMPTS,
 };
 pub use store::memory::{CommitFault, MemoryStore};
 

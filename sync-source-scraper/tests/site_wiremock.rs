@@ -167,6 +167,7 @@ async fn commit(store: &MemoryStore, source: &ScraperSource, records: &[Record],
             records,
             covered: &covered,
             progress: Default::default(),
+            claim: None,
         })
         .await
         .unwrap();

@@ -95,6 +95,7 @@ async fn commit(
             records,
             covered,
             progress: Default::default(),
+            claim: None,
         })
         .await
 }

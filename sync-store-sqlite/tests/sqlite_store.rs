@@ -70,6 +70,7 @@ async fn commit(
             records,
             covered,
             progress: Default::default(),
+            claim: None,
         })
         .await
 }

@@ -167,6 +167,10 @@ pub struct RunReport {
     pub errors: Vec<String>,
     /// Nothing was written (fetch and count only).
     pub dry_run: bool,
+    /// The worker that ran it, when it was one of several sharing a queue
+    /// (see `Engine::run_worker`); such runs take no lease on the stream.
+    #[serde(default)]
+    pub worker: Option<String>,
 }
 
 impl RunReport {
@@ -194,6 +198,7 @@ impl RunReport {
             retries: 0,
             errors: Vec::new(),
             dry_run: false,
+            worker: None,
         }
     }
 

@@ -1,38 +1,56 @@
 //! The engine: drives the batches of one run from a source into a store,
 //! several requests in flight, each batch committed with its checkpoint.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::coverage::checkpoint::Coverage;
 use crate::coverage::interval::DayRange;
-use crate::domain::record::{Record, StreamId};
-use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
+use crate::domain::record::StreamId;
+use crate::domain::run::{RunId, RunReport, RunStatus, SyncMode};
 use crate::engine::options::SyncOptions;
-use crate::engine::progress::{eta, ProgressEvent};
+use crate::engine::pipeline::{emit, saturate, Env, Pipeline, Queue, Stack};
+use crate::engine::progress::ProgressEvent;
 use crate::error::{Result, SyncError};
 use crate::limit::budget::Budget;
-use crate::plan::job::{Expected, JobPlan, Known, Scope, Work};
+use crate::plan::job::{JobPlan, Known, Scope, Work};
 use crate::plan::pricing::{plan as price, Preset, Workload};
-use crate::plan::target::{Batch, Target};
-use crate::source::api::{Cursor, Page, Probe, Source, SourceExt, SourceInfo, Units, Windows};
-use crate::source::context::{watched, FetchContext, RunMeter, WaitNotice, Waiting};
+use crate::plan::target::Target;
+use crate::source::api::{Probe, Source, SourceExt, SourceInfo, Units, Windows};
+use crate::source::context::{FetchContext, RunMeter, WaitNotice, Waiting};
 use crate::source::paced::Paced;
 use crate::source::retry::{RetryPolicy, Retrying};
 use crate::source::session::{Authenticated, SessionCache};
-use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
-use crate::store::commit;
+use crate::store::api::{CheckpointStore, Store, WorkQueue};
 
-/// The source as the engine calls it: paced by the budget, each request
-/// retried, the session renewed.
-type Stack = Authenticated<Retrying<Paced<Arc<dyn Source>>>>;
+/// How a worker shares runs with other workers (see
+/// [`Engine::run_worker`]).
+#[derive(Clone, Debug)]
+pub struct Worker {
+    /// This worker's name, unique among the workers (e.g. host and pid);
+    /// shown in the run history.
+    pub id: String,
+    /// The queue the workers share (the Postgres store).
+    pub queue: Arc<dyn WorkQueue>,
+    /// How long a claimed batch stays this worker's without a heartbeat
+    /// (heartbeats come every third of it): when the worker dies, another
+    /// takes its batches over after this long.
+    pub lease: Duration,
+}
+
+impl Worker {
+    /// A worker named `id` on `queue`, with a 15 s lease.
+    pub fn new(id: impl Into<String>, queue: Arc<dyn WorkQueue>) -> Self {
+        Self {
+            id: id.into(),
+            queue,
+            lease: Duration::from_secs(15),
+        }
+    }
+}
 
 /// Runs a source into a store, batch by batch, with checkpoints.
 ///
@@ -202,6 +220,35 @@ impl Engine {
     /// (created, updated, unchanged, deleted, against the store) and writes
     /// nothing at all, not even the run history.
     pub async fn run(&self, target: &Target, options: &SyncOptions) -> Result<RunReport> {
+        self.run_as(target, options, None).await
+    }
+
+    /// Runs `target` as one of several workers (processes, machines) that
+    /// share `worker.queue`: the first to start plans the batches of the
+    /// job (the stream and target) into the queue, and every worker claims
+    /// batches from it until none is left. A batch is claimed by one worker
+    /// at a time, under a lease its worker renews; a worker that dies loses
+    /// its batches to the others when the lease expires. A batch is marked
+    /// done in the transaction that stores it. The workers' runs take no
+    /// lease on the stream (the queue keeps them apart); each is recorded
+    /// with its worker. Share one budget between the workers (a
+    /// [`SharedBudget`](crate::SharedBudget) on the same store), so that
+    /// together they hold the server's limits.
+    pub async fn run_worker(
+        &self,
+        target: &Target,
+        options: &SyncOptions,
+        worker: &Worker,
+    ) -> Result<RunReport> {
+        self.run_as(target, options, Some(worker)).await
+    }
+
+    async fn run_as(
+        &self,
+        target: &Target,
+        options: &SyncOptions,
+        worker: Option<&Worker>,
+    ) -> Result<RunReport> {
         let info = self.source.info();
         check_target(&info, target, options.mode)?;
         let started_at = Utc::now();
@@ -213,6 +260,7 @@ impl Engine {
             started_at,
         );
         report.dry_run = options.dry_run;
+        report.worker = worker.map(|w| w.id.clone());
         if !options.dry_run {
             if let Err(e) = self.checkpoints.begin_run(&report).await {
                 tracing::warn!(run_id = %report.id, stream = %report.stream, error_kind = e.kind(), error = %e, "run not started");
@@ -222,7 +270,15 @@ impl Engine {
         let meter = Arc::new(RunMeter::default());
         let mut cut_short = false;
         let outcome = self
-            .drive(&info, target, options, &mut report, &meter, &mut cut_short)
+            .drive(
+                &info,
+                target,
+                options,
+                &mut report,
+                &meter,
+                &mut cut_short,
+                worker,
+            )
             .await;
         self.finish(report, &meter, options, outcome, cut_short)
             .await
@@ -347,6 +403,7 @@ impl Engine {
 
     /// Prepares the work and runs it. `Err` is an error that stopped the
     /// run; batch failures and cancellation are in `report`.
+    #[allow(clippy::too_many_arguments)]
     async fn drive(
         &self,
         info: &SourceInfo,
@@ -355,6 +412,7 @@ impl Engine {
         report: &mut RunReport,
         meter: &Arc<RunMeter>,
         cut_short: &mut bool,
+        worker: Option<&Worker>,
     ) -> Result<()> {
         // Stops the run: cancelled by the caller or by an error that stops it.
         let stop = options.cancel.child_token();
@@ -397,14 +455,29 @@ impl Engine {
             },
         );
         let env = Env {
-            engine: self,
             stack: &stack,
+            store: &self.store,
             ctx: &ctx,
             options,
+            limits: self.budget.limits(),
             run: report.id.clone(),
             stream: info.stream.clone(),
         };
         let mut pipeline = Pipeline::new(&env, prepared.work, &target, covered, expected, stop);
+        if let Some(worker) = worker {
+            // The first worker to get here queues the job's batches for
+            // everyone; the others take theirs from the queue.
+            let job = job_name(&info.stream, &target, report.mode, options.force);
+            let batches = pipeline.work.clone().drain();
+            let planned = worker.queue.plan_job(&job, &info.stream, &batches).await?;
+            tracing::info!(run_id = %report.id, stream = %info.stream, worker = %worker.id, job = %job, batches = batches.len(), planned, "worker joins the job");
+            pipeline = pipeline.with_queue(Queue {
+                queue: worker.queue.as_ref(),
+                job,
+                worker: worker.id.clone(),
+                lease: worker.lease,
+            });
+        }
         pipeline.run(report).await;
         *cut_short = pipeline.work.is_cut_short();
         match pipeline.fatal {
@@ -495,448 +568,13 @@ struct Prepared {
     probe_for_plan_only: u64,
 }
 
-/// What every task of a run shares, read-only.
-struct Env<'a> {
-    engine: &'a Engine,
-    stack: &'a Stack,
-    ctx: &'a FetchContext,
-    options: &'a SyncOptions,
-    run: RunId,
-    stream: StreamId,
-}
-
-impl Env<'_> {
-    /// Stores a batch (or counts it, in a dry run), retrying temporary store
-    /// failures.
-    async fn commit(&self, batch: &Batch, records: &[Record]) -> Result<RecordCounts> {
-        let what = || format!("the store to commit {} of {}", batch.span, self.stream);
-        if self.options.dry_run {
-            return self
-                .options
-                .retry
-                .retry(self.ctx, what, || self.classify(records))
-                .await;
-        }
-        let covered = batch.covered_units();
-        let meter = self.ctx.meter();
-        let commit = BatchCommit {
-            run: &self.run,
-            stream: &self.stream,
-            records,
-            covered: &covered,
-            progress: RunProgress {
-                requests: meter.requests(),
-                rate_limited: meter.rate_limited(),
-                retries: meter.retries(),
-            },
-        };
-        self.options
-            .retry
-            .retry(self.ctx, what, || self.engine.store.commit(commit))
-            .await
-    }
-
-    /// What committing `records` would do, decided as a commit decides it.
-    async fn classify(&self, records: &[Record]) -> Result<RecordCounts> {
-        const IDS_PER_QUERY: usize = 500;
-        let unique = commit::dedupe(records);
-        let mut by_entity: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for r in &unique {
-            by_entity
-                .entry(r.entity.as_str())
-                .or_default()
-                .push(r.external_id.clone());
-        }
-        let mut stored = HashMap::new();
-        for (entity, ids) in by_entity {
-            for chunk in ids.chunks(IDS_PER_QUERY) {
-                let query = ExistingQuery::ByIds {
-                    entity: entity.to_string(),
-                    ids: chunk.to_vec(),
-                };
-                for s in self.engine.store.existing(&self.stream, &query).await? {
-                    stored.insert(
-                        (s.entity.clone(), s.external_id.clone()),
-                        commit::StoredVersion::from(&s),
-                    );
-                }
-            }
-        }
-        Ok(commit::plan(&unique, &stored).counts)
-    }
-}
-
-/// A batch being fetched.
-struct Slot {
-    batch: Batch,
-    /// Requests still to send (`None`: the first).
-    pending: VecDeque<Option<Cursor>>,
-    in_flight: usize,
-    records: Vec<Record>,
-    /// The density was learnt from its first page already.
-    observed: bool,
-    failed: bool,
-    started: Instant,
-}
-
-type PageDone = (usize, Option<Cursor>, Duration, Result<Page>);
-type CommitDone = (Batch, Result<RecordCounts>);
-
-/// The batches of one run in flight.
-struct Pipeline<'a> {
-    env: &'a Env<'a>,
-    work: Work,
-    target: &'a Target,
-    /// By batch index.
-    slots: BTreeMap<usize, Slot>,
-    /// Units covered so far (before the run, plus every stored batch).
-    covered: Coverage,
-    units_total: u64,
-    batches_expected: u64,
-    batches_done: u64,
-    /// Round trip of a request (budget waits left out), smoothed.
-    round_trip: Option<Duration>,
-    started: Instant,
-    /// When the current stretch of work began, and the pause after it.
-    stretch_began: Instant,
-    paused_until: Option<Instant>,
-    stop: CancellationToken,
-    fatal: Option<SyncError>,
-}
-
-impl<'a> Pipeline<'a> {
-    fn new(
-        env: &'a Env<'a>,
-        work: Work,
-        target: &'a Target,
-        covered: Coverage,
-        expected: Expected,
-        stop: CancellationToken,
-    ) -> Self {
-        let now = Instant::now();
-        Self {
-            env,
-            work,
-            target,
-            slots: BTreeMap::new(),
-            units_total: saturate(target.unit_count()),
-            covered,
-            batches_expected: expected.batches,
-            batches_done: 0,
-            round_trip: None,
-            started: now,
-            stretch_began: now,
-            paused_until: None,
-            stop,
-            fatal: None,
-        }
-    }
-
-    /// Requests in flight the round trip needs at the allowed rate.
-    fn depth(&self) -> usize {
-        let cap = self.env.options.max_in_flight.get();
-        let limits = self.env.engine.budget.limits();
-        let rate = limits
-            .per_second
-            .map(f64::from)
-            .or_else(|| limits.sustained_rate());
-        match (rate, self.round_trip) {
-            (None, _) => cap,
-            (Some(_), None) => cap.min(2),
-            (Some(rate), Some(rtt)) => {
-                let need = (rtt.as_secs_f64() * rate).ceil() as usize + 1;
-                need.clamp(1, cap)
-            }
-        }
-    }
-
-    fn in_flight(&self) -> usize {
-        self.slots.values().map(|s| s.in_flight).sum()
-    }
-
-    /// The next request to send: the oldest batch's first.
-    fn next_request(&mut self) -> Option<(usize, Batch, Option<Cursor>)> {
-        for (&index, slot) in self.slots.iter_mut() {
-            if slot.failed {
-                continue;
-            }
-            if let Some(cursor) = slot.pending.pop_front() {
-                slot.in_flight += 1;
-                return Some((index, slot.batch.clone(), cursor));
-            }
-        }
-        None
-    }
-
-    fn may_start_batch(&self, now: Instant) -> bool {
-        !self.stop.is_cancelled()
-            && self.paused_until.is_none_or(|p| now >= p)
-            && self.slots.len() <= self.depth()
-    }
-
-    fn start_batch(&mut self) -> bool {
-        let Some(batch) = self.work.next_batch() else {
-            return false;
-        };
-        let span = batch.span.to_string();
-        tracing::info!(run_id = %self.env.run, stream = %self.env.stream, batch = batch.index, span = %span, recheck = batch.recheck, "batch started");
-        emit(
-            self.env.options,
-            ProgressEvent::BatchStarted {
-                index: batch.index,
-                span,
-            },
-        );
-        self.slots.insert(
-            batch.index,
-            Slot {
-                batch,
-                pending: VecDeque::from([None]),
-                in_flight: 0,
-                records: Vec::new(),
-                observed: false,
-                failed: false,
-                started: Instant::now(),
-            },
-        );
-        true
-    }
-
-    async fn run(&mut self, report: &mut RunReport) {
-        let env = self.env;
-        let mut pages: FuturesUnordered<BoxFuture<'a, PageDone>> = FuturesUnordered::new();
-        let mut commits: FuturesUnordered<BoxFuture<'a, CommitDone>> = FuturesUnordered::new();
-        let mut dropped = false;
-        loop {
-            // Fill the pipeline: pages of batches under way first, then new
-            // batches.
-            while !self.stop.is_cancelled() && self.in_flight() < self.depth() {
-                if let Some((index, batch, cursor)) = self.next_request() {
-                    pages.push(Box::pin(fetch(env, index, batch, cursor)));
-                    continue;
-                }
-                if !(self.may_start_batch(Instant::now()) && self.start_batch()) {
-                    break;
-                }
-            }
-            if self.stop.is_cancelled() && !dropped {
-                // Requests in flight are dropped: nothing of their batches
-                // was written. Commits under way finish.
-                dropped = true;
-                pages = FuturesUnordered::new();
-                for slot in std::mem::take(&mut self.slots).into_values() {
-                    if slot.pending.is_empty() && slot.in_flight == 0 {
-                        continue;
-                    }
-                    tracing::info!(run_id = %env.run, stream = %env.stream, batch = slot.batch.index, span = %slot.batch.span, "batch dropped before it was stored");
-                }
-            }
-            if pages.is_empty() && commits.is_empty() {
-                match self.paused_until {
-                    Some(until) if !self.stop.is_cancelled() && Instant::now() < until => {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(until) => {}
-                            _ = self.stop.cancelled() => {}
-                        }
-                        continue;
-                    }
-                    _ => break,
-                }
-            }
-            let pause = self.paused_until.filter(|_| pages.is_empty());
-            tokio::select! {
-                Some(done) = pages.next(), if !pages.is_empty() => {
-                    if let Some(ready) = self.on_page(done, report) {
-                        commits.push(Box::pin(store(env, ready)));
-                    }
-                }
-                Some(done) = commits.next(), if !commits.is_empty() => self.on_commit(done, report),
-                _ = tokio::time::sleep_until(pause.unwrap_or_else(Instant::now)), if pause.is_some() => {}
-                _ = self.stop.cancelled(), if !dropped => {}
-            }
-        }
-    }
-
-    /// Takes a page in; gives back a batch that is whole and ready to store.
-    fn on_page(
-        &mut self,
-        (index, cursor, round_trip, result): PageDone,
-        report: &mut RunReport,
-    ) -> Option<(Batch, Vec<Record>)> {
-        let env = self.env;
-        self.round_trip = Some(match self.round_trip {
-            None => round_trip,
-            Some(old) => old.mul_f64(0.8) + round_trip.mul_f64(0.2),
-        });
-        let slot = self.slots.get_mut(&index)?;
-        slot.in_flight -= 1;
-        if slot.failed {
-            if slot.in_flight == 0 {
-                self.slots.remove(&index);
-            }
-            return None;
-        }
-        let page = match result {
-            Ok(page) => page,
-            Err(SyncError::Cancelled) => return None,
-            Err(error) if stops_the_run(&error) => {
-                tracing::warn!(run_id = %env.run, stream = %env.stream, batch = index, span = %slot.batch.span, error_kind = error.kind(), error = %error, "run stops");
-                self.stop.cancel();
-                self.fatal.get_or_insert(error);
-                return None;
-            }
-            Err(error) => {
-                slot.failed = true;
-                slot.records = Vec::new();
-                report.batches_failed += 1;
-                let message = batch_error(&slot.batch, &error);
-                tracing::warn!(run_id = %env.run, stream = %env.stream, batch = index, span = %slot.batch.span, error_kind = error.kind(), error = %error, "batch failed; its units stay uncovered");
-                report.errors.push(message.clone());
-                emit(
-                    env.options,
-                    ProgressEvent::BatchFailed {
-                        index,
-                        span: slot.batch.span.to_string(),
-                        error: message,
-                    },
-                );
-                if slot.in_flight == 0 {
-                    self.slots.remove(&index);
-                }
-                return None;
-            }
-        };
-        if cursor.is_none() {
-            if let Some(total) = page.total {
-                if self.work.is_oversized(&slot.batch, total) {
-                    let slot = self.slots.remove(&index)?;
-                    tracing::info!(run_id = %env.run, stream = %env.stream, batch = index, span = %slot.batch.span, records = total, "window far larger than planned; cutting it again");
-                    self.work.observe(&slot.batch, total);
-                    self.batches_expected += 1;
-                    self.work.give_back(slot.batch);
-                    return None;
-                }
-                self.work.observe(&slot.batch, total);
-                slot.observed = true;
-            }
-        }
-        slot.records.extend(page.records);
-        slot.pending.extend(page.more.into_iter().map(Some));
-        if !slot.pending.is_empty() || slot.in_flight > 0 {
-            return None;
-        }
-        let slot = self.slots.remove(&index)?;
-        if !slot.observed {
-            let items = slot.records.len() as u64;
-            self.work.observe(&slot.batch, items);
-        }
-        tracing::debug!(run_id = %env.run, batch = index, records = slot.records.len(), fetch_ms = slot.started.elapsed().as_millis() as u64, "batch fetched");
-        Some((slot.batch, slot.records))
-    }
-
-    fn on_commit(&mut self, (batch, result): CommitDone, report: &mut RunReport) {
-        let env = self.env;
-        let index = batch.index;
-        match result {
-            Ok(counts) => {
-                report.counts += counts;
-                report.batches_done += 1;
-                self.batches_done += 1;
-                self.covered.extend(&batch.covered_units());
-                let span = batch.span.to_string();
-                tracing::info!(run_id = %env.run, stream = %env.stream, batch = index, span = %span, created = counts.created, updated = counts.updated, unchanged = counts.unchanged, deleted = counts.deleted, "batch stored");
-                let requests = env.ctx.meter().requests();
-                let elapsed = self.started.elapsed();
-                let left = self.work.expected().requests;
-                emit(
-                    env.options,
-                    ProgressEvent::BatchFinished {
-                        index,
-                        span,
-                        counts,
-                        units_covered: saturate(self.target.coverage(&self.covered).covered()),
-                        units_total: self.units_total,
-                        batches_done: self.batches_done,
-                        batches_expected: self.batches_expected.max(self.batches_done),
-                        requests,
-                        request_rate: requests as f64 / elapsed.as_secs_f64().max(1e-3),
-                        eta: eta(requests, left, elapsed),
-                    },
-                );
-                self.maybe_pause();
-            }
-            Err(SyncError::Cancelled) => {}
-            Err(error) => {
-                tracing::warn!(run_id = %env.run, stream = %env.stream, batch = index, span = %batch.span, error_kind = error.kind(), error = %error, "commit failed; run stops");
-                self.stop.cancel();
-                self.fatal.get_or_insert(error);
-            }
-        }
-    }
-
-    /// After each stretch of work, the preset's pause.
-    fn maybe_pause(&mut self) {
-        let options = self.env.options;
-        if options.pause.is_zero() {
-            return;
-        }
-        let now = Instant::now();
-        if now.duration_since(self.stretch_began) >= options.work_between_pauses {
-            tracing::info!(stream = %self.env.stream, pause_ms = options.pause.as_millis() as u64, "pausing between stretches of work");
-            self.paused_until = Some(now + options.pause);
-            self.stretch_began = now + options.pause;
-        }
-    }
-}
-
-/// Sends one request of a batch.
-async fn fetch(env: &Env<'_>, index: usize, batch: Batch, cursor: Option<Cursor>) -> PageDone {
-    let ctx = env.ctx.for_operation();
-    let started = Instant::now();
-    let result = env.stack.fetch_page(&batch, cursor.as_ref(), &ctx).await;
-    // The round trip, without the time spent waiting for the budget.
-    let round_trip = started.elapsed().saturating_sub(ctx.waited());
-    (index, cursor, round_trip, result)
-}
-
-/// Stores a whole batch. Not cancellable: a commit under way finishes (or
-/// its transaction rolls back), so the checkpoint is never ahead of the
-/// data.
-async fn store(env: &Env<'_>, (batch, records): (Batch, Vec<Record>)) -> CommitDone {
-    let what = || format!("the store to commit {} of {}", batch.span, env.stream);
-    let result = watched(env.commit(&batch, &records), what, env.ctx.notice()).await;
-    (batch, result)
-}
-
-fn emit(options: &SyncOptions, event: ProgressEvent) {
-    if let Some(progress) = &options.progress {
-        progress(&event);
-    }
-}
-
-/// Errors of the source that no other batch could get past.
-fn stops_the_run(error: &SyncError) -> bool {
-    match error {
-        SyncError::Retryable { .. } | SyncError::RateLimited { .. } | SyncError::BadData { .. } => {
-            false
-        }
-        SyncError::AuthExpired { .. }
-        | SyncError::Unauthenticated { .. }
-        | SyncError::InvalidInput { .. }
-        | SyncError::Busy { .. }
-        | SyncError::Cancelled
-        | SyncError::Fatal { .. } => true,
-    }
-}
-
-/// A failed batch, for the run report: which batch, the error kind, the
-/// message.
-fn batch_error(batch: &Batch, error: &SyncError) -> String {
+/// The name of a job in a work queue: what is synced, and how.
+fn job_name(stream: &StreamId, target: &Target, mode: SyncMode, force: bool) -> String {
     format!(
-        "batch {} ({}) failed [{}]: {error}",
-        batch.index,
-        batch.span,
-        error.kind()
+        "{stream} {} {}{}",
+        describe_target(target),
+        mode.as_str(),
+        if force { " forced" } else { "" }
     )
 }
 
@@ -947,10 +585,6 @@ fn describe_target(target: &Target) -> String {
         Target::Keys(range) => format!("keys {range}"),
         Target::KeyList(_) => format!("{} ids", target.unit_count()),
     }
-}
-
-fn saturate(n: u128) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// A target the source can fetch, in the source's time zone; delta only
@@ -992,8 +626,12 @@ fn check_target(info: &SourceInfo, target: &Target, mode: SyncMode) -> Result<()
 mod tests {
     use super::*;
     use crate::coverage::interval::KeyRange;
+    use crate::domain::record::{Record, Unit};
     use crate::limit::limiter::RateLimiter;
+    use crate::plan::target::Batch;
+    use crate::source::api::{Cursor, Page};
     use crate::store::memory::MemoryStore;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     #[test]
     fn run_future_is_send() {
@@ -1025,5 +663,111 @@ mod tests {
         let options = SyncOptions::default();
         let fut = engine.run(&target, &options);
         assert_send(&fut);
+        let worker = Worker::new("w", Arc::new(MemoryStore::new()));
+        let fut = engine.run_worker(&target, &options, &worker);
+        assert_send(&fut);
+    }
+
+    /// Three records a day, one request a window of five days, 200 ms a
+    /// request.
+    #[derive(Debug, Default)]
+    struct Days {
+        requests: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for Days {
+        fn info(&self) -> SourceInfo {
+            SourceInfo::days(
+                StreamId::new("days", "visits"),
+                chrono_tz::UTC,
+                Windows::Fixed { days: 5 },
+            )
+        }
+        async fn fetch_page(
+            &self,
+            batch: &Batch,
+            _: Option<&Cursor>,
+            ctx: &FetchContext,
+        ) -> Result<Page> {
+            ctx.request().await?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let records = batch
+                .days()
+                .flat_map(|d| {
+                    (0..3).map(move |i| {
+                        Record::new(
+                            "visit",
+                            format!("{d}-{i}"),
+                            Unit::Day(d),
+                            serde_json::json!({"i": i}),
+                        )
+                    })
+                })
+                .collect();
+            Ok(Page::last(records))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_share_a_job_and_take_over_from_one_that_dies() {
+        let store = Arc::new(MemoryStore::new());
+        let source = Arc::new(Days::default());
+        let budget: Arc<dyn Budget> = Arc::new(RateLimiter::new(
+            crate::limit::limits::RateLimits::new(Some(5), None),
+        ));
+        let target = Target::days(
+            "2024-01-01".parse().unwrap(),
+            "2024-04-29".parse().unwrap(),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        let spawn = |id: &str| {
+            let engine = Engine::new(source.clone(), store.clone(), store.clone(), budget.clone());
+            let worker = Worker {
+                lease: Duration::from_secs(3),
+                ..Worker::new(id, store.clone())
+            };
+            let target = target.clone();
+            tokio::spawn(async move {
+                engine
+                    .run_worker(&target, &SyncOptions::default(), &worker)
+                    .await
+            })
+        };
+        let a = spawn("a");
+        let b = spawn("b");
+        let doomed = spawn("doomed");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Killed: no goodbye, its claims stay until their lease expires.
+        doomed.abort();
+        let a = a.await.unwrap().unwrap();
+        let b = b.await.unwrap().unwrap();
+        assert_eq!(a.status, RunStatus::Completed);
+        assert_eq!(b.status, RunStatus::Completed);
+        let covered = target.coverage(&store.coverage(&source.info().stream).await.unwrap());
+        assert!(covered.is_complete(), "{covered:?}");
+        let stored = store.records_of_source("days");
+        assert_eq!(stored.len(), 120 * 3);
+        // Every record created once in the change log: by a, b, or the
+        // dead worker before it died (its stored batches count).
+        let runs = store.runs(None, 10).await.unwrap();
+        let created: u64 = runs.iter().map(|r| r.counts.created).sum();
+        assert_eq!(created, 360, "{runs:?}");
+        assert!(runs.iter().all(|r| r.worker.is_some()));
+        let job = store
+            .progress(&job_name(
+                &source.info().stream,
+                &target,
+                SyncMode::Full,
+                false,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            (job.done, job.pending, job.claimed, job.failed),
+            (24, 0, 0, 0)
+        );
     }
 }

@@ -341,6 +341,38 @@ impl Work {
         }
     }
 
+    /// `batch`'s days cut again into windows with what is known now (a
+    /// window far larger than planned, handed back to a queue), oldest
+    /// first; any other batch as it is.
+    pub(crate) fn cut(&self, batch: &Batch) -> Vec<Batch> {
+        let BatchSpan::Days { range, tz } = batch.span else {
+            return vec![batch.clone()];
+        };
+        let mut out = Vec::new();
+        let mut rest = Some(range);
+        while let Some(range) = rest {
+            let len = match &self.queue {
+                Queue::Days {
+                    cut: Cut::Fixed(n), ..
+                } => *n,
+                _ => self.density.next_len(days_in(range)),
+            };
+            let (take, left) = cut_range(range, len, Order::OldestFirst);
+            let mut b = Batch::new(batch.index, BatchSpan::Days { range: take, tz });
+            b.recheck = batch.recheck;
+            out.push(b);
+            rest = left;
+        }
+        out
+    }
+
+    /// Every batch left, in order (ignoring `max_batches`): what a worker
+    /// queues for everyone.
+    pub(crate) fn drain(&mut self) -> Vec<Batch> {
+        self.max_batches = None;
+        std::iter::from_fn(|| self.next_batch()).collect()
+    }
+
     /// Learns the density from a batch that held `items` items.
     pub(crate) fn observe(&mut self, batch: &Batch, items: u64) {
         if let BatchSpan::Days { range, .. } = batch.span {

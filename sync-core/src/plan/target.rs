@@ -133,7 +133,8 @@ pub enum Order {
 }
 
 /// The part of a target one batch covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BatchSpan {
     /// Consecutive local days in a time zone.
     Days {
@@ -156,7 +157,7 @@ pub enum BatchSpan {
 }
 
 /// One unit of work: fetched, stored and checkpointed as a whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     /// Position of the batch in its run, from 0.
     pub index: usize,
@@ -165,6 +166,7 @@ pub struct Batch {
     /// The batch fetches again units that are stored already (a forced run
     /// or a re-check by age): a source must not reuse stored copies to save
     /// requests, since what changed may show only on the pages it skips.
+    #[serde(default)]
     pub recheck: bool,
 }
 

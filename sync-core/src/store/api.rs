@@ -13,6 +13,7 @@ use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId};
 use crate::domain::run::{RecordCounts, RunId, RunReport};
 use crate::error::Result;
 use crate::limit::schedule::Schedule;
+use crate::plan::target::Batch;
 
 /// The run's counters at the time of a commit, written to the run's row in
 /// the commit's transaction so that a run killed later still shows what it
@@ -44,6 +45,10 @@ pub struct BatchCommit<'a> {
     /// by one, and its requests, 429s and retries become these (they only
     /// grow).
     pub progress: RunProgress,
+    /// The queued batch this commit completes (a worker's), marked done in
+    /// the same transaction: a batch is done exactly when its records are
+    /// stored.
+    pub claim: Option<ClaimId>,
 }
 
 /// Which stored records a source wants to see.
@@ -160,4 +165,81 @@ pub trait BudgetStore: Send + Sync + Debug {
     /// The schedule kept under `key` and the store's clock, to show a
     /// budget's use; `None` for a key never used.
     async fn schedule(&self, key: &str) -> Result<Option<(Schedule, std::time::Duration)>>;
+}
+
+/// How many times a queued batch is claimed before it is given up on
+/// (counted as failed): a batch whose data is bad fails every time.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The id of a batch in a [`WorkQueue`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClaimId(pub i64);
+
+/// A batch a worker claimed from a [`WorkQueue`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// The queue's id of the batch.
+    pub id: ClaimId,
+    /// The batch.
+    pub batch: Batch,
+    /// How many times it was claimed before (by workers that died or
+    /// failed it).
+    pub attempts: u32,
+}
+
+/// How far a queued job is, in batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Not claimed yet (or given back).
+    pub pending: u64,
+    /// Claimed by a worker whose lease is live.
+    pub claimed: u64,
+    /// Claimed by a worker whose lease expired: claimable again.
+    pub abandoned: u64,
+    /// Stored.
+    pub done: u64,
+    /// Given up on after too many attempts.
+    pub failed: u64,
+}
+
+impl JobProgress {
+    /// Whether nothing is left to do or being done.
+    pub fn is_finished(&self) -> bool {
+        self.pending == 0 && self.claimed == 0 && self.abandoned == 0
+    }
+}
+
+/// A queue of batches that several workers share (processes, machines),
+/// each batch claimed by one worker at a time under a lease that its
+/// worker renews; a batch whose lease expires (its worker died) is claimed
+/// again by another. A batch is done in the transaction that commits it
+/// ([`BatchCommit::claim`]).
+#[async_trait]
+pub trait WorkQueue: Send + Sync + Debug {
+    /// Queues the batches of `job` (of `stream`) once: when the job has no
+    /// batch yet, queues every one of `batches` together and returns true;
+    /// when another worker planned it already, queues nothing and returns
+    /// false.
+    async fn plan_job(&self, job: &str, stream: &StreamId, batches: &[Batch]) -> Result<bool>;
+
+    /// Claims the next batch of `job` for `worker` until `lease` from now:
+    /// pending ones first (in the order queued), then abandoned ones;
+    /// batches claimed [`MAX_ATTEMPTS`] times already are given up on.
+    /// `None` when nothing is claimable now.
+    async fn claim(
+        &self,
+        job: &str,
+        worker: &str,
+        lease: std::time::Duration,
+    ) -> Result<Option<Claim>>;
+
+    /// Extends the lease of every batch `worker` holds to `lease` from now.
+    async fn heartbeat(&self, worker: &str, lease: std::time::Duration) -> Result<()>;
+
+    /// Gives a claimed batch back: to be claimed again (it failed), or, with
+    /// `replacement`, replaced by those batches (a window cut smaller).
+    async fn release(&self, claim: ClaimId, worker: &str, replacement: &[Batch]) -> Result<()>;
+
+    /// How far `job` is.
+    async fn progress(&self, job: &str) -> Result<JobProgress>;
 }

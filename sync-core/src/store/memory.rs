@@ -18,7 +18,11 @@ use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
 use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus};
 use crate::error::{Result, SyncError};
 use crate::limit::schedule::Schedule;
-use crate::store::api::{BatchCommit, BudgetStore, CheckpointStore, ExistingQuery, Store};
+use crate::plan::target::Batch;
+use crate::store::api::{
+    BatchCommit, BudgetStore, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, Store,
+    WorkQueue, MAX_ATTEMPTS,
+};
 use crate::store::commit::{self, StoredVersion};
 
 /// Which error an injected commit fault returns.
@@ -90,6 +94,28 @@ struct Inner {
     faults: VecDeque<CommitFault>,
     commit_delay: Duration,
     budgets: HashMap<String, Schedule>,
+    queue: Vec<Queued>,
+}
+
+/// A batch in the in-memory work queue.
+#[derive(Debug)]
+struct Queued {
+    id: ClaimId,
+    job: String,
+    batch: Batch,
+    state: QueueState,
+    attempts: u32,
+}
+
+#[derive(Debug, PartialEq)]
+enum QueueState {
+    Pending,
+    Claimed {
+        worker: String,
+        until: tokio::time::Instant,
+    },
+    Done,
+    Replaced,
 }
 
 impl MemoryStore {
@@ -208,6 +234,11 @@ impl Store for MemoryStore {
                 checked.insert(day, now);
             }
         }
+        if let Some(claim) = batch.claim {
+            if let Some(q) = inner.queue.iter_mut().find(|q| q.id == claim) {
+                q.state = QueueState::Done;
+            }
+        }
         if let Some(run) = inner.runs.iter_mut().find(|r| &r.id == batch.run) {
             run.counts += plan.counts;
             run.batches_done += 1;
@@ -318,7 +349,13 @@ impl CheckpointStore for MemoryStore {
 
     async fn begin_run(&self, run: &RunReport) -> Result<()> {
         let mut inner = self.lock();
-        if let Some(holder) = inner.leases.get(&run.stream) {
+        // A worker's run shares the stream with other workers: the queue
+        // keeps them apart, batch by batch.
+        let holder = match run.worker {
+            Some(_) => None,
+            None => inner.leases.get(&run.stream),
+        };
+        if let Some(holder) = holder {
             // In memory every lease belongs to this process, so a lease whose
             // run is still in progress is live.
             let live = inner
@@ -329,7 +366,9 @@ impl CheckpointStore for MemoryStore {
                 return Err(lease_busy(&run.stream, holder));
             }
         }
-        inner.leases.insert(run.stream.clone(), run.id.clone());
+        if run.worker.is_none() {
+            inner.leases.insert(run.stream.clone(), run.id.clone());
+        }
         let mut report = run.clone();
         report.status = RunStatus::InProgress;
         report.finished_at = None;
@@ -398,6 +437,123 @@ impl BudgetStore for MemoryStore {
     }
 }
 
+#[async_trait]
+impl WorkQueue for MemoryStore {
+    async fn plan_job(&self, job: &str, _stream: &StreamId, batches: &[Batch]) -> Result<bool> {
+        let mut inner = self.lock();
+        if inner.queue.iter().any(|q| q.job == job) {
+            return Ok(false);
+        }
+        for batch in batches {
+            let id = ClaimId(inner.queue.len() as i64 + 1);
+            inner.queue.push(Queued {
+                id,
+                job: job.to_owned(),
+                batch: batch.clone(),
+                state: QueueState::Pending,
+                attempts: 0,
+            });
+        }
+        Ok(true)
+    }
+
+    async fn claim(&self, job: &str, worker: &str, lease: Duration) -> Result<Option<Claim>> {
+        let now = tokio::time::Instant::now();
+        let mut inner = self.lock();
+        let pick = |q: &Queued, abandoned: bool| {
+            q.job == job
+                && q.attempts < MAX_ATTEMPTS
+                && match &q.state {
+                    QueueState::Pending => !abandoned,
+                    QueueState::Claimed { until, .. } => abandoned && *until <= now,
+                    QueueState::Done | QueueState::Replaced => false,
+                }
+        };
+        let found = inner
+            .queue
+            .iter()
+            .position(|q| pick(q, false))
+            .or_else(|| inner.queue.iter().position(|q| pick(q, true)));
+        Ok(found.map(|i| {
+            let q = &mut inner.queue[i];
+            q.attempts += 1;
+            q.state = QueueState::Claimed {
+                worker: worker.to_owned(),
+                until: now + lease,
+            };
+            Claim {
+                id: q.id,
+                batch: q.batch.clone(),
+                attempts: q.attempts - 1,
+            }
+        }))
+    }
+
+    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<()> {
+        let until = tokio::time::Instant::now() + lease;
+        for q in self.lock().queue.iter_mut() {
+            if let QueueState::Claimed {
+                worker: w,
+                until: u,
+            } = &mut q.state
+            {
+                if w == worker {
+                    *u = until;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, claim: ClaimId, worker: &str, replacement: &[Batch]) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(i) = inner.queue.iter().position(|q| q.id == claim) else {
+            return Ok(());
+        };
+        if !matches!(&inner.queue[i].state, QueueState::Claimed { worker: w, .. } if w == worker) {
+            return Ok(());
+        }
+        if replacement.is_empty() {
+            inner.queue[i].state = QueueState::Pending;
+            return Ok(());
+        }
+        inner.queue[i].state = QueueState::Replaced;
+        let job = inner.queue[i].job.clone();
+        for batch in replacement {
+            let id = ClaimId(inner.queue.len() as i64 + 1);
+            inner.queue.push(Queued {
+                id,
+                job: job.clone(),
+                batch: batch.clone(),
+                state: QueueState::Pending,
+                attempts: 0,
+            });
+        }
+        Ok(())
+    }
+
+    async fn progress(&self, job: &str) -> Result<JobProgress> {
+        let now = tokio::time::Instant::now();
+        let mut p = JobProgress::default();
+        for q in self.lock().queue.iter().filter(|q| q.job == job) {
+            match &q.state {
+                QueueState::Pending | QueueState::Claimed { .. }
+                    if q.attempts >= MAX_ATTEMPTS
+                        && !matches!(&q.state, QueueState::Claimed { until, .. } if *until > now) =>
+                {
+                    p.failed += 1
+                }
+                QueueState::Pending => p.pending += 1,
+                QueueState::Claimed { until, .. } if *until > now => p.claimed += 1,
+                QueueState::Claimed { .. } => p.abandoned += 1,
+                QueueState::Done => p.done += 1,
+                QueueState::Replaced => {}
+            }
+        }
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,6 +584,7 @@ mod tests {
             records: &records,
             covered: &covered,
             progress: RunProgress::default(),
+            claim: None,
         };
         store.fail_next_commits(1, CommitFault::Retryable);
         store.fail_next_commits(1, CommitFault::Fatal);

@@ -179,6 +179,7 @@ async fn commit_with(
         records,
         covered,
         progress,
+        claim: None,
     };
     ok(check, "commit", store.commit(batch).await)
 }
