@@ -285,11 +285,17 @@ impl YclientsConfig {
 
     /// Checks the settings; the error names what is wrong.
     pub fn validate(&self) -> sync_core::Result<()> {
-        if self.partner_token.is_empty() {
-            return Err(missing(env::PARTNER_TOKEN, "the partner token"));
-        }
         if self.company_ids.is_empty() {
             return Err(missing(env::COMPANY_ID, "the company id"));
+        }
+        self.validate_account()
+    }
+
+    /// Checks every setting but the companies (to list the account's
+    /// companies first).
+    pub fn validate_account(&self) -> sync_core::Result<()> {
+        if self.partner_token.is_empty() {
+            return Err(missing(env::PARTNER_TOKEN, "the partner token"));
         }
         match (&self.login, &self.password) {
             (Some(_), None) => return Err(missing(env::PASSWORD, "the password (a login is set)")),

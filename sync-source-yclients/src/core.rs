@@ -100,9 +100,10 @@ pub struct YclientsApi {
 }
 
 impl YclientsApi {
-    /// A client for `config` (validated first).
+    /// A client for `config` (its account settings validated first; the
+    /// companies are not needed to talk to the API).
     pub fn new(config: &YclientsConfig) -> sync_core::Result<Self> {
-        config.validate()?;
+        config.validate_account()?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))

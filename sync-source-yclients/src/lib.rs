@@ -39,6 +39,7 @@
 //! ```
 
 pub mod clients;
+pub mod companies;
 pub mod config;
 mod core;
 mod error;
@@ -48,6 +49,7 @@ pub mod records;
 use std::sync::Arc;
 
 pub use crate::clients::YclientsClients;
+pub use crate::companies::YclientsCompanies;
 pub use crate::config::{ClientsDelta, YclientsConfig, YclientsFileConfig};
 pub use crate::core::{YclientsApi, ACCEPT_V2};
 pub use crate::records::YclientsRecords;
@@ -75,14 +77,35 @@ pub struct CompanySources {
     pub clients: Arc<YclientsClients>,
 }
 
+/// The source listing the companies the user of `config` manages
+/// (`GET /companies?my=1`), and the session it logs in with (give the same
+/// session to the companies' sources, see [`sources_for`]).
+pub fn account(config: &YclientsConfig) -> sync_core::Result<(Arc<YclientsApi>, Arc<SessionCache>, YclientsCompanies)> {
+    let api = Arc::new(YclientsApi::new(config)?);
+    let session = Arc::new(SessionCache::new());
+    let companies = YclientsCompanies::new(api.clone());
+    Ok((api, session, companies))
+}
+
 /// One records source and one clients source per company of `config`, all
 /// sharing one [`YclientsApi`] (one user token) and one session (one login).
 pub fn sources_for_companies(config: &YclientsConfig) -> sync_core::Result<Vec<CompanySources>> {
+    config.validate()?;
     let api = Arc::new(YclientsApi::new(config)?);
     let session = Arc::new(SessionCache::new());
+    Ok(sources_for(&api, &session, config, &config.company_ids))
+}
+
+/// The sources of `companies`, on an `api` and a `session` already made
+/// (e.g. by [`account`], after listing the account's companies).
+pub fn sources_for(
+    api: &Arc<YclientsApi>,
+    session: &Arc<SessionCache>,
+    config: &YclientsConfig,
+    companies: &[u64],
+) -> Vec<CompanySources> {
     let config = Arc::new(config.clone());
-    Ok(config
-        .company_ids
+    companies
         .iter()
         .map(|&company_id| CompanySources {
             company_id,
@@ -98,5 +121,5 @@ pub fn sources_for_companies(config: &YclientsConfig) -> sync_core::Result<Vec<C
                 company_id,
             )),
         })
-        .collect())
+        .collect()
 }
