@@ -192,7 +192,7 @@ async fn wait_until(start: DateTime<Utc>, tz: Tz, cancel: &CancellationToken) ->
     note!(
         "waiting until {} ({}) to start",
         start.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z"),
-        progress::human_duration(wait)
+        render::human_duration(wait)
     );
     tracing::info!(start_at = %start.to_rfc3339(), "waiting for the start time");
     tokio::select! {
@@ -327,8 +327,8 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
                     "{:<13} {:>10.0}% {:>11} {:>14} {:>9}",
                     p.to_string(),
                     s.utilization * 100.0,
-                    progress::human_duration(s.batch_interval),
-                    progress::human_duration(s.target_batch_duration),
+                    render::human_duration(s.batch_interval),
+                    render::human_duration(s.target_batch_duration),
                     s.start_at
                         .map(|t| t.format("%H:%M").to_string())
                         .unwrap_or_else(|| "now".into())
@@ -443,7 +443,7 @@ fn print_plan(
             row.rate_per_minute
                 .map(|r| format!("{r:.0}/min"))
                 .unwrap_or_else(|| "unlimited".into()),
-            progress::human_duration(row.eta),
+            render::human_duration(row.eta),
             row.budget_use.unwrap_or(0.0) * 100.0,
             row.risk.to_string()
         )?;
@@ -471,7 +471,7 @@ fn describe_limits(l: &RateLimits) -> String {
         parts.push(format!("{n}/min"));
     }
     if let Some(d) = l.min_spacing {
-        parts.push(format!("{} between requests", progress::human_duration(d)));
+        parts.push(format!("{} between requests", render::human_duration(d)));
     }
     if parts.is_empty() {
         "none".to_string()

@@ -173,7 +173,7 @@ pub(crate) async fn run(
     out!("{}", render::runs_table(&runs))?;
     outln!(
         "\nDemo finished in {}. Try: sync-cli --sqlite {} history show {}",
-        progress::human_duration(started.elapsed()),
+        render::human_duration(started.elapsed()),
         path.display(),
         reports.last().map(|r| r.id.0.as_str()).unwrap_or("RUN")
     )?;

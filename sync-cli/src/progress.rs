@@ -10,6 +10,8 @@ use std::io::Write as _;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sync_core::{ProgressEvent, ProgressFn};
 
+use crate::render::{self, human_duration};
+
 /// A progress callback for the engine.
 pub(crate) fn reporter(label: String, plain: bool) -> ProgressFn {
     let plain = plain || !std::io::stderr().is_terminal();
@@ -115,17 +117,5 @@ fn percent(covered: u64, total: u64) -> String {
     } else {
         u128::from(covered) * 10_000 / u128::from(total)
     };
-    crate::render::percent_text(basis_points as f64 / 100.0)
-}
-
-/// `1h 02m`, `4m 30s`, `12s`.
-pub(crate) fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    render::percent_text(basis_points as f64 / 100.0)
 }

@@ -1,11 +1,10 @@
 //! Text output for people: coverage, calendars, run tables, changes.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 use sync_core::{CoverageSummary, RecordChange, RunReport};
-
-use crate::progress::human_duration;
 
 /// `Historical sync: 45.0% complete (120/267 days)` and the gaps.
 pub(crate) fn coverage(label: &str, c: &CoverageSummary<NaiveDate>) -> String {
@@ -211,5 +210,17 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("2024-09-28"));
+    }
+}
+
+/// `1h 02m`, `4m 30s`, `12s`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }

@@ -53,7 +53,7 @@ pub use engine::options::{ProgressFn, SyncOptions, SyncOptionsBuilder};
 pub use engine::progress::ProgressEvent;
 pub use engine::runner::{Engine, SourceDayCounts, Worker};
 pub use error::{error_chain, BoxError, Result, SyncError};
-pub use limit::budget::Budget;
+pub use limit::budget::{Budget, BudgetStore};
 pub use limit::limiter::{LimiterStats, RateLimiter};
 pub use limit::limits::RateLimits;
 pub use limit::schedule::{Schedule, SlowDown};
@@ -70,8 +70,8 @@ pub use source::retry::{RetryPolicy, Retrying};
 pub use source::retry_after::parse_retry_after;
 pub use source::session::{Authenticated, SessionCache};
 pub use store::api::{
-    BatchCommit, BudgetStore, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress,
-    RunProgress, Store, WorkQueue, MAX_ATTEMPTS,
+    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, RunProgress, Store,
+    WorkQueue, MAX_ATTEMPTS,
 };
 pub use store::memory::{CommitFault, MemoryStore};
 

@@ -71,7 +71,9 @@ impl Source for YclientsCompanies {
                         _ => None,
                     })
                     .filter(|&id| id > 0)
-                    .ok_or_else(|| SyncError::bad_data("companies: an item has no positive integer id"))
+                    .ok_or_else(|| {
+                        SyncError::bad_data("companies: an item has no positive integer id")
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(KeyPage {

@@ -80,7 +80,9 @@ pub struct CompanySources {
 /// The source listing the companies the user of `config` manages
 /// (`GET /companies?my=1`), and the session it logs in with (give the same
 /// session to the companies' sources, see [`sources_for`]).
-pub fn account(config: &YclientsConfig) -> sync_core::Result<(Arc<YclientsApi>, Arc<SessionCache>, YclientsCompanies)> {
+pub fn account(
+    config: &YclientsConfig,
+) -> sync_core::Result<(Arc<YclientsApi>, Arc<SessionCache>, YclientsCompanies)> {
     let api = Arc::new(YclientsApi::new(config)?);
     let session = Arc::new(SessionCache::new());
     let companies = YclientsCompanies::new(api.clone());

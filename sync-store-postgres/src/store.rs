@@ -446,6 +446,7 @@ fn run_report(row: &PgRow) -> Result<RunReport, Error> {
         retries: count("retries")?,
         errors,
         dry_run: row.try_get("dry_run").doing("reading a run")?,
+        worker: None,
         id: RunId(id),
     })
 }

@@ -461,6 +461,7 @@ fn run_report(row: &SqliteRow) -> Result<RunReport, Error> {
         errors: serde_json::from_str(&errors)
             .map_err(|e| Error::Corrupt(format!("errors of run {id}: {e}")))?,
         dry_run: row.try_get("dry_run").doing("reading a run")?,
+        worker: None,
         id: RunId(id),
     })
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::limit::limits::RateLimits;
+use crate::limit::schedule::Schedule;
 
 /// Where the permission to send one request comes from: the limits of one
 /// server (an API host, an egress address), shared by every task, process
@@ -38,4 +39,27 @@ pub trait Budget: Send + Sync + Debug {
 
     /// What the budget is for, for people (e.g. `yclients:api.yclients.com`).
     fn name(&self) -> String;
+}
+
+/// Where request budgets are kept, so that every process using the store
+/// shares them (see [`SharedBudget`](crate::SharedBudget), which holds the
+/// logic; stores only keep the state).
+#[async_trait]
+pub trait BudgetStore: Send + Sync + Debug {
+    /// Runs `update` on the schedule kept under `key`, atomically for every
+    /// process that shares the store (read under a lock, changed, written
+    /// back, committed: no two updates of a key interleave). `update` gets
+    /// the schedule (empty for a key never seen) and the store's clock as
+    /// time since the Unix epoch; the clock is returned too. Every process
+    /// of a store must read the same clock (the database server's, or the
+    /// machine's for a local file).
+    async fn update_schedule(
+        &self,
+        key: &str,
+        update: &mut (dyn for<'s> FnMut(&'s mut Schedule, std::time::Duration) + Send),
+    ) -> Result<std::time::Duration>;
+
+    /// The schedule kept under `key` and the store's clock, to show a
+    /// budget's use; `None` for a key never used.
+    async fn schedule(&self, key: &str) -> Result<Option<(Schedule, std::time::Duration)>>;
 }

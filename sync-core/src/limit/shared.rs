@@ -12,10 +12,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::error::{Result, SyncError};
-use crate::limit::budget::Budget;
+use crate::limit::budget::{Budget, BudgetStore};
 use crate::limit::limits::RateLimits;
 use crate::limit::schedule::{Schedule, SlowDown};
-use crate::store::api::BudgetStore;
 
 /// A slot that comes due later than this after its time is not used: the
 /// windows are held 2% longer than the server's (20 ms on one second), and

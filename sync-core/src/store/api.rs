@@ -12,7 +12,6 @@ use crate::coverage::interval::DayRange;
 use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId};
 use crate::domain::run::{RecordCounts, RunId, RunReport};
 use crate::error::Result;
-use crate::limit::schedule::Schedule;
 use crate::plan::target::Batch;
 
 /// The run's counters at the time of a commit, written to the run's row in
@@ -142,29 +141,6 @@ pub trait CheckpointStore: Send + Sync + Debug {
 
     /// What a run changed: one entry per record created, updated or deleted.
     async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>>;
-}
-
-/// Where request budgets are kept, so that every process using the store
-/// shares them (see [`SharedBudget`](crate::SharedBudget), which holds the
-/// logic; stores only keep the state).
-#[async_trait]
-pub trait BudgetStore: Send + Sync + Debug {
-    /// Runs `update` on the schedule kept under `key`, atomically for every
-    /// process that shares the store (read under a lock, changed, written
-    /// back, committed: no two updates of a key interleave). `update` gets
-    /// the schedule (empty for a key never seen) and the store's clock as
-    /// time since the Unix epoch; the clock is returned too. Every process
-    /// of a store must read the same clock (the database server's, or the
-    /// machine's for a local file).
-    async fn update_schedule(
-        &self,
-        key: &str,
-        update: &mut (dyn for<'s> FnMut(&'s mut Schedule, std::time::Duration) + Send),
-    ) -> Result<std::time::Duration>;
-
-    /// The schedule kept under `key` and the store's clock, to show a
-    /// budget's use; `None` for a key never used.
-    async fn schedule(&self, key: &str) -> Result<Option<(Schedule, std::time::Duration)>>;
 }
 
 /// How many times a queued batch is claimed before it is given up on

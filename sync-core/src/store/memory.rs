@@ -17,11 +17,12 @@ use crate::coverage::interval::DayRange;
 use crate::domain::record::{Record, RecordChange, StoredRecord, StreamId, Unit};
 use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus};
 use crate::error::{Result, SyncError};
+use crate::limit::budget::BudgetStore;
 use crate::limit::schedule::Schedule;
 use crate::plan::target::Batch;
 use crate::store::api::{
-    BatchCommit, BudgetStore, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, Store,
-    WorkQueue, MAX_ATTEMPTS,
+    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, Store, WorkQueue,
+    MAX_ATTEMPTS,
 };
 use crate::store::commit::{self, StoredVersion};
 
