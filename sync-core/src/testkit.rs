@@ -1180,7 +1180,11 @@ pub async fn progress_in_the_run_row(store: &dyn Store, checkpoints: &dyn Checkp
     let Some(row) = row else {
         panic!("testkit::{CHECK}: run {} not found", run.id);
     };
-    assert_eq!(row.status, RunStatus::InProgress, "testkit::{CHECK}: status");
+    assert_eq!(
+        row.status,
+        RunStatus::InProgress,
+        "testkit::{CHECK}: status"
+    );
     assert_eq!(
         row.counts,
         counts(3, 1, 0, 0),
@@ -1274,5 +1278,9 @@ pub async fn last_checked_days(store: &dyn Store, checkpoints: &dyn CheckpointSt
         checkpoints.last_checked(&stream, day_span(1, 3)).await,
     );
     let left: Vec<NaiveDate> = after_clear.iter().flat_map(|(s, _)| s.iter()).collect();
-    assert_eq!(left, vec![day(3)], "testkit::{CHECK}: cleared days forgotten");
+    assert_eq!(
+        left,
+        vec![day(3)],
+        "testkit::{CHECK}: cleared days forgotten"
+    );
 }
