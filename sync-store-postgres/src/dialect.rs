@@ -132,6 +132,8 @@ impl Dialect for PgDialect {
     const BEGIN_WRITE: &'static str = "BEGIN";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
     const RUN_SEQUENCE: &'static str = "seq";
+    const WRITES_IN_WITH: bool = true;
+    const NAMELESS_VALUES: bool = false;
     const MAX_BIND: usize = 65_535;
 
     fn location(&self) -> String {
@@ -185,7 +187,7 @@ impl Dialect for PgDialect {
         conn: &mut PgConnection,
         ctx: &WriteContext<'_>,
         records: &[&Record],
-    ) -> Result<Vec<RecordKey>, sqlx::Error> {
+    ) -> Result<Option<Vec<RecordKey>>, sqlx::Error> {
         let arrays = RecordArrays::new(records.iter().copied());
         let sql = format!(
             "INSERT INTO records ({RECORD_INSERT_COLUMNS}) \
@@ -196,7 +198,8 @@ impl Dialect for PgDialect {
         let rows = arrays.bind(&sql, ctx).fetch_all(&mut *conn).await?;
         rows.iter()
             .map(|row| Ok((row.try_get("entity")?, row.try_get("external_id")?)))
-            .collect()
+            .collect::<Result<_, sqlx::Error>>()
+            .map(Some)
     }
 
     /// Records and change log in one statement.

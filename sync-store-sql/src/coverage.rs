@@ -11,8 +11,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sync_core::{Coverage, DayRange, IntervalSet, Span, StreamId, Unit};
 
-use crate::db::{values_sql, Arg, SqlDb};
-use crate::dialect::{rows_per_statement, Dialect};
+use crate::db::{values_sql, Arg, Placeholders, SqlDb};
+use crate::dialect::{placeholders, rows_per_statement, Dialect};
 use crate::error::{Doing, Error};
 use crate::store::SqlStore;
 
@@ -136,51 +136,61 @@ fn compacted(rows: &[RangeRow], remove: &Coverage) -> Vec<RangeRow> {
 }
 
 impl<D: Dialect> SqlStore<D> {
-    /// Inserts `coverage` for `stream`, checked at `at`.
-    pub(crate) async fn insert_coverage(
-        conn: &mut <D::Db as sqlx::Database>::Connection,
-        stream: &StreamId,
-        coverage: &Coverage,
-        at: DateTime<Utc>,
-    ) -> Result<(), Error> {
-        let rows: Vec<RangeRow> = coverage
+    /// The rows of `coverage`, checked at `at`.
+    pub(crate) fn range_rows(coverage: &Coverage, at: DateTime<Utc>) -> Vec<RangeRow> {
+        coverage
             .unit_ranges()
             .map(|(first, last)| RangeRow {
                 first,
                 last,
                 checked_at: at,
             })
-            .collect();
-        Self::insert_ranges(conn, stream, &rows).await
+            .collect()
     }
 
-    async fn insert_ranges(
+    /// The statement inserting `rows` of `stream`, its placeholders numbered
+    /// from `$first` (or nameless, with `first` 1, where the dialect wants).
+    pub(crate) fn ranges_insert<'a>(
+        stream: &'a StreamId,
+        rows: &[RangeRow],
+        first: usize,
+    ) -> (String, Vec<Arg<'a>>) {
+        let style = match first {
+            1 => placeholders::<D>(),
+            _ => Placeholders::Numbered,
+        };
+        let sql = values_sql(
+            &format!("INSERT INTO covered_ranges (source, stream, {RANGE_COLUMNS})"),
+            style,
+            first,
+            (8, rows.len()),
+            "",
+        );
+        let mut args = Vec::with_capacity(rows.len() * 8);
+        for row in rows {
+            let (kind, first_day, first_key) = row.first.parts();
+            let (_, last_day, last_key) = row.last.parts();
+            args.extend([
+                Arg::Str(&stream.source),
+                Arg::Str(&stream.stream),
+                Arg::Str(kind),
+                Arg::OptDate(first_day),
+                Arg::OptDate(last_day),
+                Arg::OptInt(first_key),
+                Arg::OptInt(last_key),
+                D::time(row.checked_at),
+            ]);
+        }
+        (sql, args)
+    }
+
+    pub(crate) async fn insert_ranges(
         conn: &mut <D::Db as sqlx::Database>::Connection,
         stream: &StreamId,
         rows: &[RangeRow],
     ) -> Result<(), Error> {
         for chunk in rows.chunks(rows_per_statement::<D>(8)) {
-            let sql = values_sql(
-                &format!("INSERT INTO covered_ranges (source, stream, {RANGE_COLUMNS})"),
-                8,
-                chunk.len(),
-                "",
-            );
-            let mut args = Vec::with_capacity(chunk.len() * 8);
-            for row in chunk {
-                let (kind, first_day, first_key) = row.first.parts();
-                let (_, last_day, last_key) = row.last.parts();
-                args.extend([
-                    Arg::Str(&stream.source),
-                    Arg::Str(&stream.stream),
-                    Arg::Str(kind),
-                    Arg::OptDate(first_day),
-                    Arg::OptDate(last_day),
-                    Arg::OptInt(first_key),
-                    Arg::OptInt(last_key),
-                    D::time(row.checked_at),
-                ]);
-            }
+            let (sql, args) = Self::ranges_insert(stream, chunk, 1);
             D::Db::execute(conn, &sql, args)
                 .await
                 .doing("marking units covered")?;

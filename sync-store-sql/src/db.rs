@@ -179,13 +179,31 @@ where
     query
 }
 
+/// How a placeholder of a generated statement is written: `$n`, or a
+/// nameless `?` where the values come in order (see
+/// [`crate::Dialect::NAMELESS_VALUES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placeholders {
+    /// `$1`, `$2`, ...
+    Numbered,
+    /// `?` each.
+    Nameless,
+}
+
 /// `INSERT`-style text with `rows` rows of `columns` placeholders after
-/// `head`, numbered from `$1`, then `tail`: `head VALUES ($1, $2), ($3, $4) tail`.
-pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
-    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6 + 8);
+/// `head`, numbered from `$first`, then `tail`:
+/// `head VALUES ($1, $2), ($3, $4) tail`.
+pub(crate) fn values_sql(
+    head: &str,
+    style: Placeholders,
+    first: usize,
+    (columns, rows): (usize, usize),
+    tail: &str,
+) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 7 + 8);
     sql.push_str(head);
     sql.push_str(" VALUES ");
-    let mut n = 0;
+    let mut n = first;
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
@@ -195,9 +213,14 @@ pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) ->
             if column > 0 {
                 sql.push_str(", ");
             }
+            match style {
+                Placeholders::Numbered => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                Placeholders::Nameless => sql.push('?'),
+            }
             n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
         }
         sql.push(')');
     }
@@ -212,9 +235,18 @@ mod tests {
 
     #[test]
     fn values_are_numbered_row_by_row() {
+        let numbered = Placeholders::Numbered;
         assert_eq!(
-            values_sql("INSERT INTO t (a, b)", 2, 2, "RETURNING a"),
+            values_sql("INSERT INTO t (a, b)", numbered, 1, (2, 2), "RETURNING a"),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) RETURNING a"
+        );
+        assert_eq!(
+            values_sql("I", numbered, 3, (1, 2), ""),
+            "I VALUES ($3), ($4) "
+        );
+        assert_eq!(
+            values_sql("I", Placeholders::Nameless, 1, (2, 1), ""),
+            "I VALUES (?, ?) "
         );
     }
 }

@@ -10,7 +10,7 @@ use sqlx::Database;
 use sync_core::commit::RecordKey;
 use sync_core::{ChangeKind, Record, StreamId, SyncError};
 
-use crate::db::{values_sql, Arg, SqlDb};
+use crate::db::{values_sql, Arg, Placeholders, SqlDb};
 
 /// What a caller can do about a failed statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,14 @@ pub trait Dialect: Send + Sync + 'static {
     const RUN_SEQUENCE: &'static str;
     /// How many values one statement may bind.
     const MAX_BIND: usize;
+    /// Whether a `WITH` clause may hold an `INSERT` (one round trip for
+    /// two writes).
+    const WRITES_IN_WITH: bool;
+    /// Whether statements of many values (multi-row `VALUES`) take nameless
+    /// `?` placeholders instead of `$n`. SQLite needs them: it treats `$n`
+    /// as names, and finding the names of thousands of parameters at every
+    /// execution costs time quadratic in their number.
+    const NAMELESS_VALUES: bool;
 
     /// Where the database is, for people (never a password).
     fn location(&self) -> String;
@@ -137,35 +145,20 @@ pub trait Dialect: Send + Sync + 'static {
     async fn release_lease(&self, run: &str, lease: Self::Lease);
 
     /// Inserts those of `records` whose keys are not stored yet and returns
-    /// their keys; stored ones are left alone. This only finds out which
-    /// keys were absent: [`sync_core::commit::plan`] then counts them as
-    /// created (nothing stored) with the others.
+    /// their keys, leaving stored ones alone; `None` (the default) when the
+    /// dialect does not insert first, and every key is looked up instead.
+    ///
+    /// This only finds out which keys were absent: [`sync_core::commit::plan`]
+    /// then counts them as created (nothing stored) with the others. It pays
+    /// where a round trip costs more than the rows it returns (a server);
+    /// SQLite hands every returned row from its worker thread one by one,
+    /// and looks up first.
     async fn insert_absent(
-        conn: &mut <Self::Db as Database>::Connection,
-        ctx: &WriteContext<'_>,
-        records: &[&Record],
-    ) -> Result<Vec<RecordKey>, sqlx::Error> {
-        let mut created = Vec::new();
-        for chunk in records.chunks(rows_per_statement::<Self>(14)) {
-            let sql = values_sql(
-                &format!("INSERT INTO records ({RECORD_INSERT_COLUMNS})"),
-                14,
-                chunk.len(),
-                "ON CONFLICT (source, entity, external_id) DO NOTHING \
-                 RETURNING entity, external_id",
-            );
-            let args = chunk
-                .iter()
-                .flat_map(|record| record_args::<Self>(ctx, record))
-                .collect();
-            for row in Self::Db::fetch_all(conn, &sql, args).await? {
-                created.push((
-                    Self::Db::text(&row, "entity")?,
-                    Self::Db::text(&row, "external_id")?,
-                ));
-            }
-        }
-        Ok(created)
+        _conn: &mut <Self::Db as Database>::Connection,
+        _ctx: &WriteContext<'_>,
+        _records: &[&Record],
+    ) -> Result<Option<Vec<RecordKey>>, sqlx::Error> {
+        Ok(None)
     }
 
     /// Writes `changes` (inserted, or updated over the stored record) with
@@ -178,8 +171,9 @@ pub trait Dialect: Send + Sync + 'static {
         for chunk in changes.chunks(rows_per_statement::<Self>(14)) {
             let sql = values_sql(
                 &format!("INSERT INTO records ({RECORD_INSERT_COLUMNS})"),
-                14,
-                chunk.len(),
+                placeholders::<Self>(),
+                1,
+                (14, chunk.len()),
                 &format!(
                     "ON CONFLICT (source, entity, external_id) DO UPDATE SET {RECORD_UPDATE_SET}"
                 ),
@@ -198,8 +192,9 @@ pub trait Dialect: Send + Sync + 'static {
             let sql = values_sql(
                 "INSERT INTO record_changes \
                  (run_id, source, entity, external_id, kind, fields, changed_at)",
-                7,
-                chunk.len(),
+                placeholders::<Self>(),
+                1,
+                (7, chunk.len()),
                 "",
             );
             let mut args = Vec::with_capacity(chunk.len() * 7);
@@ -217,6 +212,15 @@ pub trait Dialect: Send + Sync + 'static {
             Self::Db::execute(conn, &sql, args).await?;
         }
         Ok(())
+    }
+}
+
+/// The placeholders of multi-row statements of `D`.
+pub(crate) fn placeholders<D: Dialect + ?Sized>() -> Placeholders {
+    if D::NAMELESS_VALUES {
+        Placeholders::Nameless
+    } else {
+        Placeholders::Numbered
     }
 }
 

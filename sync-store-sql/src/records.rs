@@ -178,6 +178,7 @@ impl<D: Dialect> SqlStore<D> {
             D::insert_absent(&mut *tx, &ctx, &unique)
                 .await
                 .doing("writing the batch's new records")?
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -212,8 +213,16 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .doing("writing the batch's changed records")?;
         }
-        Self::insert_coverage(&mut *tx, batch.stream, batch.covered, ctx.now).await?;
-        Self::add_progress(&mut *tx, &batch.run.0, plan.counts, batch.progress).await?;
+        Self::finish_commit(
+            &mut *tx,
+            batch.stream,
+            batch.covered,
+            ctx.now,
+            &batch.run.0,
+            plan.counts,
+            batch.progress,
+        )
+        .await?;
         tx.commit().await.doing("committing the batch")?;
 
         // A batch mostly of stored records (a re-run, a delta) is likely

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sync_core::{
-    FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport, RunStatus, StreamId,
-    SyncError, SyncMode,
+    Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport, RunStatus,
+    StreamId, SyncError, SyncMode,
 };
 
 use crate::db::{Arg, SqlDb};
@@ -112,18 +112,39 @@ impl<D: Dialect> SqlStore<D> {
             .doing("recording the run")
     }
 
-    /// Adds a commit's counts to its run's row, in the commit's
-    /// transaction: records and batches grow, request counters never go
-    /// back.
-    pub(crate) async fn add_progress(
+    /// Marks a commit's units covered and adds its counts to its run's row,
+    /// in the commit's transaction: records and batches grow, request
+    /// counters never go back. One statement where the dialect allows.
+    pub(crate) async fn finish_commit(
         conn: &mut <D::Db as sqlx::Database>::Connection,
+        stream: &StreamId,
+        covered: &Coverage,
+        at: DateTime<Utc>,
         run: &str,
         counts: RecordCounts,
         progress: RunProgress,
     ) -> Result<(), Error> {
         let n = |v: u64| Arg::Int(to_i64(v));
-        D::Db::execute(
-            conn,
+        let mut args = vec![
+            Arg::Str(run),
+            n(counts.created),
+            n(counts.updated),
+            n(counts.unchanged),
+            n(counts.deleted),
+            n(progress.requests),
+            n(progress.rate_limited),
+            n(progress.retries),
+        ];
+        let ranges = Self::range_rows(covered, at);
+        let mut sql = String::new();
+        if D::WRITES_IN_WITH && !ranges.is_empty() && ranges.len() * 8 + args.len() <= D::MAX_BIND {
+            let (insert, range_args) = Self::ranges_insert(stream, &ranges, args.len() + 1);
+            sql = format!("WITH covered AS ({insert}) ");
+            args.extend(range_args);
+        } else {
+            Self::insert_ranges(conn, stream, &ranges).await?;
+        }
+        sql.push_str(
             "UPDATE runs SET created = created + $2, updated = updated + $3, \
              unchanged = unchanged + $4, deleted = deleted + $5, \
              batches_done = batches_done + 1, \
@@ -131,19 +152,10 @@ impl<D: Dialect> SqlStore<D> {
              rate_limited = CASE WHEN rate_limited < $7 THEN $7 ELSE rate_limited END, \
              retries = CASE WHEN retries < $8 THEN $8 ELSE retries END \
              WHERE id = $1",
-            vec![
-                Arg::Str(run),
-                n(counts.created),
-                n(counts.updated),
-                n(counts.unchanged),
-                n(counts.deleted),
-                n(progress.requests),
-                n(progress.rate_limited),
-                n(progress.retries),
-            ],
-        )
-        .await
-        .doing("adding the batch to its run")
+        );
+        D::Db::execute(conn, &sql, args)
+            .await
+            .doing("marking the batch covered and adding it to its run")
     }
 
     /// Marks runs of `stream` other than `run` left in progress as failed:

@@ -33,6 +33,8 @@ impl Dialect for SqliteDialect {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
     const FOR_UPDATE: &'static str = "";
     const RUN_SEQUENCE: &'static str = "rowid";
+    const WRITES_IN_WITH: bool = false;
+    const NAMELESS_VALUES: bool = true;
     const MAX_BIND: usize = 32_766;
 
     fn location(&self) -> String {
