@@ -1,12 +1,10 @@
 //! The Postgres store's own errors (connecting, lease sessions) and how
 //! Postgres's failures are classified.
 
-use sqlx::migrate::MigrateError;
 use sync_core::SyncError;
 use sync_store_sql::{sync_error, Dialect, ErrorClass};
 
 use crate::dialect::PgDialect;
-use crate::store::PostgresStore;
 
 /// What went wrong connecting a Postgres store or taking a lease. Messages
 /// never hold the connection password: server messages do not echo it,
@@ -29,9 +27,6 @@ pub(crate) enum Error {
         #[source]
         source: sqlx::Error,
     },
-    /// Migrating the schema failed.
-    #[error("migrating the database schema: {0}")]
-    Migrate(#[source] MigrateError),
 }
 
 /// The SQLSTATE of a database error.
@@ -67,14 +62,7 @@ impl From<Error> for SyncError {
         let class = match &e {
             Error::Connect { class, .. } => *class,
             Error::Lease { source, .. } => classify(source),
-            Error::Migrate(_) => ErrorClass::Permanent,
         };
-        match e {
-            Error::Migrate(e) => sync_store_sql::migrate_error::<PgDialect>(
-                e,
-                PostgresStore::latest_schema_version(),
-            ),
-            e => sync_error(PgDialect::STORE, class, e),
-        }
+        sync_error(PgDialect::STORE, class, e)
     }
 }

@@ -79,10 +79,7 @@ impl PostgresStore {
     /// Applies the migrations the database lacks (connecting does so
     /// already).
     pub async fn migrate(&self) -> Result<(), SyncError> {
-        MIGRATOR
-            .run(self.pool())
-            .await
-            .map_err(|e| SyncError::from(Error::Migrate(e)))
+        self.inner.migrate(&MIGRATOR).await
     }
 
     /// The version of the newest migration applied to the database.
@@ -92,7 +89,7 @@ impl PostgresStore {
 
     /// The schema version this build migrates to.
     pub fn latest_schema_version() -> i64 {
-        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+        sync_store_sql::latest_version(&MIGRATOR)
     }
 
     /// The connection pool, for queries of one's own (reports, benchmarks).

@@ -9,6 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::future::BoxFuture;
 use serde_json::Value;
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
 use sqlx::types::Json;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
@@ -73,6 +74,12 @@ pub trait SqlDb: Database {
     fn opt_time(row: &Self::Row, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
     /// A JSON column.
     fn json(row: &Self::Row, column: &str) -> Result<Value, sqlx::Error>;
+
+    /// Applies the migrations of `migrator` that the database lacks.
+    fn migrate<'e>(
+        conn: &'e mut Self::Connection,
+        migrator: &'e Migrator,
+    ) -> BoxFuture<'e, Result<(), MigrateError>>;
 }
 
 impl<DB> SqlDb for DB
@@ -98,6 +105,7 @@ where
     for<'r> DateTime<Utc>: Decode<'r, DB>,
     for<'r> Value: Decode<'r, DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
+    DB::Connection: Migrate,
 {
     fn execute<'e>(
         conn: &'e mut Self::Connection,
@@ -140,6 +148,13 @@ where
     }
     fn json(row: &Self::Row, column: &str) -> Result<Value, sqlx::Error> {
         row.try_get(column)
+    }
+
+    fn migrate<'e>(
+        conn: &'e mut Self::Connection,
+        migrator: &'e Migrator,
+    ) -> BoxFuture<'e, Result<(), MigrateError>> {
+        Box::pin(migrator.run_direct(conn))
     }
 }
 

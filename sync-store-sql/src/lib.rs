@@ -42,7 +42,7 @@ pub use dialect::{
 };
 pub use error::{migrate_error, sync_error};
 pub use lease::stream_key;
-pub use store::SqlStore;
+pub use store::{latest_version, SqlStore};
 
 #[doc(hidden)]
 pub mod __private {

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use sync_core::{
@@ -15,7 +16,7 @@ use sync_core::{
 
 use crate::db::SqlDb;
 use crate::dialect::Dialect;
-use crate::error::{Doing, Error};
+use crate::error::{migrate_error, Doing, Error};
 use crate::lease::{stream_key, Holder, Leases};
 
 /// A [`Store`] and [`CheckpointStore`] in a SQL database, the same for
@@ -75,6 +76,16 @@ impl<D: Dialect> SqlStore<D> {
     /// The dialect.
     pub fn dialect(&self) -> &D {
         &self.inner.dialect
+    }
+
+    /// Applies the migrations of `migrator` that the database lacks; a
+    /// database migrated by a newer release is refused.
+    pub async fn migrate(&self, migrator: &Migrator) -> Result<(), SyncError> {
+        let latest = latest_version(migrator);
+        let mut conn = self.conn().await.map_err(Error::into_sync::<D>)?;
+        D::Db::migrate(&mut conn, migrator)
+            .await
+            .map_err(|e| migrate_error::<D>(e, latest))
     }
 
     /// The version of the newest migration applied to the database.
@@ -263,4 +274,10 @@ impl<D: Dialect> CheckpointStore for SqlStore<D> {
             .await
             .map_err(Error::into_sync::<D>)
     }
+}
+
+/// The version of the newest migration of `migrator`: the schema version a
+/// build migrates to.
+pub fn latest_version(migrator: &Migrator) -> i64 {
+    migrator.iter().map(|m| m.version).max().unwrap_or(0)
 }
