@@ -134,6 +134,14 @@ impl<S: CheckpointStore> CheckpointStore for TimedStore<S> {
         self.inner.clear_coverage(stream, units).await
     }
 
+    async fn last_checked(
+        &self,
+        stream: &StreamId,
+        range: DayRange,
+    ) -> Result<Vec<(DayRange, chrono::DateTime<chrono::Utc>)>> {
+        self.inner.last_checked(stream, range).await
+    }
+
     async fn begin_run(&self, run: &RunReport) -> Result<()> {
         self.inner.begin_run(run).await
     }

@@ -26,6 +26,7 @@
 //! ```
 
 mod config;
+mod dialect;
 mod error;
 mod lease;
 mod scratch;

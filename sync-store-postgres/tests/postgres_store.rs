@@ -1,5 +1,7 @@
-//! Postgres store tests against a real server: conformance, bulk commit
-//! semantics, typed views, migrations, leases and transaction atomicity.
+//! Postgres store tests against a real server: the conformance suite and
+//! the SQL stores' shared checks (`sync_store_sql::testkit`), then what is
+//! Postgres's own: typed views over jsonb, NUL characters, migrations from
+//! older schema versions, concurrent migrations, connection failures.
 //!
 //! They need DATABASE_URL (a server where they may CREATE DATABASE); run
 //! them with `scripts/with-postgres.sh cargo test -p sync-store-postgres`.
@@ -17,6 +19,7 @@ use sync_core::{
     RunReport, RunStatus, Span, Store, StreamId, SyncError, SyncMode, Unit,
 };
 use sync_store_postgres::{PostgresConfig, PostgresStore, ScratchDatabase};
+use sync_store_sql::testkit::{self, Harness};
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
@@ -113,6 +116,91 @@ async fn count(store: &PostgresStore, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// A store on a database of its own.
+struct Db {
+    db: TestDb,
+    store: PostgresStore,
+}
+
+#[async_trait::async_trait]
+impl Harness for Db {
+    type Store = PostgresStore;
+
+    fn store(&self) -> &PostgresStore {
+        &self.store
+    }
+
+    async fn open_again(&self) -> PostgresStore {
+        self.db.store().await
+    }
+
+    async fn execute(&self, sql: &str) {
+        sqlx::raw_sql(sql).execute(self.store.pool()).await.unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        count(&self.store, sql).await
+    }
+
+    async fn row_version(&self, external_id: &str) -> String {
+        sqlx::query_scalar("SELECT xmin::text FROM records WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn logged_paths(&self) -> (String, String) {
+        sqlx::query_as(
+            "SELECT kind, (SELECT string_agg(f ->> 'path', ',') FROM jsonb_array_elements(fields) f) \
+             FROM record_changes WHERE run_id = 'r2'",
+        )
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap()
+    }
+
+    fn fail_coverage_inserts(&self) -> (&'static str, &'static str) {
+        (
+            "CREATE FUNCTION fail_coverage() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$; \
+             CREATE TRIGGER fail_coverage BEFORE INSERT ON covered_ranges \
+             FOR EACH ROW EXECUTE FUNCTION fail_coverage();",
+            "DROP TRIGGER fail_coverage ON covered_ranges",
+        )
+    }
+}
+
+/// One test per shared check, each on a database of its own.
+macro_rules! shared_checks {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let db = TestDb::new().await;
+                let store = db.store().await;
+                let h = Db { db, store };
+                testkit::$check(&h).await;
+                h.store.close().await;
+                h.db.drop_db().await;
+            }
+        )*
+    };
+}
+
+shared_checks!(
+    duplicates_last_one_wins_and_recommit_rewrites_nothing,
+    change_log_keeps_old_and_new_values_of_each_field,
+    odd_payload_shapes_round_trip,
+    a_second_run_on_a_stream_is_busy_across_store_instances,
+    a_lease_left_by_a_dead_holder_is_taken_over_and_its_run_marked_failed,
+    a_failed_commit_leaves_neither_records_nor_coverage,
+    coverage_rows_are_merged_and_clear_splits_ranges,
+    merging_rows_keeps_the_check_times,
+    day_counts_compare_with_the_source,
+    both_commit_paths_count_alike,
+);
+
 #[tokio::test]
 async fn conformance() {
     let db = TestDb::new().await;
@@ -128,11 +216,11 @@ async fn conformance() {
 async fn connecting_migrates_and_reports_the_schema_version() {
     let db = TestDb::new().await;
     let store = db.store().await;
-    assert_eq!(PostgresStore::latest_schema_version(), 3);
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(PostgresStore::latest_schema_version(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     store.migrate().await.unwrap();
     let again = db.store().await;
-    assert_eq!(again.schema_version().await.unwrap(), 3);
+    assert_eq!(again.schema_version().await.unwrap(), 4);
     let payload_type: String = sqlx::query_scalar(
         "SELECT data_type FROM information_schema.columns \
          WHERE table_name = 'records' AND column_name = 'payload'",
@@ -143,129 +231,6 @@ async fn connecting_migrates_and_reports_the_schema_version() {
     assert_eq!(payload_type, "jsonb");
     store.close().await;
     again.close().await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn duplicates_in_a_batch_last_one_wins_and_recommit_rewrites_nothing() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r1").await;
-    let records = vec![
-        Record::new("visit", "1", Unit::Day(day("2024-05-01")), json!({"v": 1})),
-        Record::new("visit", "2", Unit::Day(day("2024-05-01")), json!({"v": 2})),
-        Record::new("visit", "1", Unit::Day(day("2024-05-02")), json!({"v": 3})),
-    ];
-    let c = commit(&store, &run, &records, &days("2024-05-01", "2024-05-02"))
-        .await
-        .unwrap();
-    assert_eq!(c, counts(2, 0, 0, 0));
-    let stored = store
-        .existing(
-            &stream,
-            &ExistingQuery::ByIds {
-                entity: "visit".into(),
-                ids: vec!["1".into(), "1".into()],
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].payload, json!({"v": 3}));
-    assert_eq!(stored[0].unit, Unit::Day(day("2024-05-02")));
-
-    let xmin = |store: PostgresStore| async move {
-        let v: String =
-            sqlx::query_scalar("SELECT xmin::text FROM records WHERE external_id = '2'")
-                .fetch_one(store.pool())
-                .await
-                .unwrap();
-        v
-    };
-    let before = xmin(store.clone()).await;
-    let c = commit(&store, &run, &records[1..], &Coverage::default())
-        .await
-        .unwrap();
-    assert_eq!(c, counts(0, 0, 2, 0));
-    // The row version is the same: an unchanged record is not rewritten.
-    assert_eq!(before, xmin(store.clone()).await);
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM records").await, 2);
-    // Creations are listed from the records (first_run), not logged.
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM record_changes").await,
-        0
-    );
-    let kinds: Vec<ChangeKind> = store
-        .run_changes(&run.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.kind)
-        .collect();
-    assert_eq!(kinds, [ChangeKind::Created, ChangeKind::Created]);
-    finish(&store, run).await;
-    store.close().await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn change_log_keeps_old_and_new_values_of_each_field() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let stream = StreamId::new("src", "records");
-    let unit = Unit::Day(day("2024-05-01"));
-    let old = json!({"status": "booked", "client": {"phone": "111", "name": "Ann"}, "gone": 1});
-    let new =
-        json!({"status": "booked", "client": {"phone": "999", "name": "Ann"}, "added": [1, 2]});
-    let run1 = begin(&store, &stream, "r1").await;
-    commit(
-        &store,
-        &run1,
-        &[Record::new("visit", "7", unit, old)],
-        &Coverage::default(),
-    )
-    .await
-    .unwrap();
-    finish(&store, run1).await;
-    let run2 = begin(&store, &stream, "r2").await;
-    let c = commit(
-        &store,
-        &run2,
-        &[Record::new("visit", "7", unit, new).deleted(true)],
-        &Coverage::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(c, counts(0, 0, 0, 1));
-    finish(&store, run2).await;
-    let changes = store.run_changes(&RunId("r2".into())).await.unwrap();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].kind, ChangeKind::Deleted);
-    let fields: Vec<(String, Value, Value)> = changes[0]
-        .fields
-        .iter()
-        .map(|f| (f.path.clone(), f.old.clone(), f.new.clone()))
-        .collect();
-    assert_eq!(
-        fields,
-        vec![
-            ("/added".into(), Value::Null, json!([1, 2])),
-            ("/client/phone".into(), json!("111"), json!("999")),
-            ("/gone".into(), json!(1), Value::Null),
-        ]
-    );
-    // Readable with plain SQL too.
-    let (kind, paths): (String, String) = sqlx::query_as(
-        "SELECT kind, (SELECT string_agg(f ->> 'path', ',') FROM jsonb_array_elements(fields) f) \
-         FROM record_changes WHERE run_id = 'r2'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(kind, "deleted");
-    assert_eq!(paths, "/added,/client/phone,/gone");
-    store.close().await;
     db.drop_db().await;
 }
 
@@ -625,7 +590,7 @@ async fn a_database_of_an_older_schema_version_is_migrated_and_keeps_its_data() 
         conn.close().await.unwrap();
     }
     let store = db.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     let stream = StreamId::new("kennel:old", "boardings");
     let stored = store
         .existing(
@@ -701,7 +666,7 @@ async fn a_version_2_database_with_history_migrates_and_lists_its_old_creations_
         conn.close().await.unwrap();
     }
     let store = db.store().await;
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     let listed = |changes: Vec<sync_core::RecordChange>| -> Vec<(String, ChangeKind)> {
         changes
             .into_iter()
@@ -800,188 +765,15 @@ async fn many_processes_connecting_to_a_new_database_at_once_all_succeed() {
         stores.push(c.await.unwrap().unwrap());
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 3);
+        assert_eq!(store.schema_version().await.unwrap(), 4);
     }
     assert_eq!(
         count(&stores[0], "SELECT COUNT(*) FROM _sqlx_migrations").await,
-        3
+        4
     );
     for store in &stores {
         store.close().await;
     }
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn a_second_run_on_a_stream_is_busy_across_store_instances() {
-    let db = TestDb::new().await;
-    let a = db.store().await;
-    let b = db.store().await;
-    let stream = StreamId::new("yclients:1", "records");
-    let first = begin(&a, &stream, "run-first").await;
-    let second = report(&stream, "run-second");
-    match b.begin_run(&second).await {
-        Err(SyncError::Busy { message }) => {
-            assert!(message.contains("run-first"), "{message}");
-            assert!(message.contains("yclients:1/records"), "{message}");
-        }
-        other => panic!("expected Busy, got {other:?}"),
-    }
-    assert!(matches!(
-        a.begin_run(&second).await,
-        Err(SyncError::Busy { .. })
-    ));
-    assert!(b.run(&second.id).await.unwrap().is_none());
-    let other = begin(&b, &StreamId::new("yclients:1", "clients"), "run-other").await;
-    finish(&b, other).await;
-    finish(&a, first).await;
-    b.begin_run(&second).await.unwrap();
-    finish(&b, second).await;
-    a.close().await;
-    b.close().await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn a_lease_left_by_a_dead_holder_is_taken_over_and_its_run_marked_failed() {
-    let db = TestDb::new().await;
-    let stream = StreamId::new("kennel:x", "boardings");
-    {
-        let dying = db.store().await;
-        begin(&dying, &stream, "run-killed").await;
-        // Dropped without finish_run: its lease session ends, as when the
-        // process is killed.
-    }
-    let next = db.store().await;
-    let run = report(&stream, "run-next");
-    // The server notices the closed session within moments.
-    let mut attempts = 0;
-    loop {
-        match next.begin_run(&run).await {
-            Ok(()) => break,
-            Err(SyncError::Busy { .. }) if attempts < 100 => {
-                attempts += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("the lease of a dead run was not taken over: {e}"),
-        }
-    }
-    let killed = next
-        .run(&RunId("run-killed".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(killed.status, RunStatus::Failed);
-    assert!(killed.finished_at.is_some());
-    assert_eq!(
-        killed.errors,
-        vec!["abandoned: the process ended without finishing the run".to_string()]
-    );
-    assert_eq!(
-        next.run(&run.id).await.unwrap().unwrap().status,
-        RunStatus::InProgress
-    );
-    finish(&next, run).await;
-    next.close().await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn a_failed_commit_leaves_neither_records_nor_coverage() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r").await;
-    sqlx::raw_sql(
-        "CREATE FUNCTION fail_coverage() RETURNS trigger LANGUAGE plpgsql AS \
-         $$ BEGIN RAISE EXCEPTION 'disk on fire'; END $$; \
-         CREATE TRIGGER fail_coverage BEFORE INSERT ON covered_ranges \
-         FOR EACH ROW EXECUTE FUNCTION fail_coverage();",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let records = vec![
-        Record::new("visit", "1", Unit::Day(day("2024-05-01")), json!({"a": 1})),
-        Record::new("visit", "2", Unit::Day(day("2024-05-01")), json!({"a": 2})),
-    ];
-    let covered = days("2024-05-01", "2024-05-01");
-    let err = commit(&store, &run, &records, &covered).await.unwrap_err();
-    assert!(matches!(err, SyncError::Fatal { .. }), "{err:?}");
-    assert!(err.to_string().contains("disk on fire"), "{err}");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM records").await, 0);
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM record_changes").await,
-        0
-    );
-    assert!(store.coverage(&stream).await.unwrap().is_empty());
-
-    sqlx::query("DROP TRIGGER fail_coverage ON covered_ranges")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        commit(&store, &run, &records, &covered).await.unwrap(),
-        counts(2, 0, 0, 0)
-    );
-    assert_eq!(store.coverage(&stream).await.unwrap(), covered);
-    finish(&store, run).await;
-    store.close().await;
-    db.drop_db().await;
-}
-
-#[tokio::test]
-async fn coverage_rows_are_merged_and_clear_splits_ranges() {
-    let db = TestDb::new().await;
-    let store = db.store().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r").await;
-    let first = day("2024-01-01");
-    for i in 0..150u64 {
-        let mut c = Coverage::default();
-        c.days.insert(Span::single(first + chrono::Days::new(i)));
-        c.keys.insert(Span::single(1000 + i as i64));
-        commit(&store, &run, &[], &c).await.unwrap();
-    }
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM covered_ranges").await,
-        300
-    );
-    let coverage = store.coverage(&stream).await.unwrap();
-    assert_eq!(
-        coverage.days.spans().collect::<Vec<_>>(),
-        vec![Span::new(first, first + chrono::Days::new(149)).unwrap()]
-    );
-    assert_eq!(
-        coverage.keys.spans().collect::<Vec<_>>(),
-        vec![Span::new(1000, 1149).unwrap()]
-    );
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM covered_ranges").await,
-        2
-    );
-    assert_eq!(store.coverage(&stream).await.unwrap(), coverage);
-
-    let mut clear = Coverage::default();
-    clear
-        .days
-        .insert(Span::new(day("2024-02-01"), day("2024-02-10")).unwrap());
-    clear.keys.insert(Span::new(0, 1100).unwrap());
-    store.clear_coverage(&stream, &clear).await.unwrap();
-    let after = store.coverage(&stream).await.unwrap();
-    assert_eq!(
-        after.days.spans().collect::<Vec<_>>(),
-        vec![
-            Span::new(first, day("2024-01-31")).unwrap(),
-            Span::new(day("2024-02-11"), first + chrono::Days::new(149)).unwrap()
-        ]
-    );
-    assert_eq!(
-        after.keys.spans().collect::<Vec<_>>(),
-        vec![Span::new(1101, 1149).unwrap()]
-    );
-    finish(&store, run).await;
-    store.close().await;
     db.drop_db().await;
 }
 
@@ -1048,6 +840,53 @@ async fn connection_errors_are_retryable_and_never_show_the_password() {
     let store = db.store().await;
     let debug = format!("{store:?}");
     assert!(debug.contains(db.scratch.name()), "{debug}");
+    store.close().await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn coverage_of_a_version_3_database_gets_a_check_time() {
+    let db = TestDb::new().await;
+    let up_to_3 = Migrator {
+        migrations: Cow::Owned(MIGRATIONS.iter().take(3).cloned().collect()),
+        ..Migrator::DEFAULT
+    };
+    let started = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap();
+    {
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        up_to_3.run_direct(&mut conn).await.unwrap();
+        sqlx::query(
+            "INSERT INTO covered_ranges (source, stream, kind, first_day, last_day) \
+             VALUES ('src', 'visits', 'day', '2024-01-01', '2024-01-03')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO runs (id, source, stream, mode, target, status, started_at) \
+             VALUES ('old-run', 'src', 'visits', 'full', 't', 'completed', $1)",
+        )
+        .bind(started)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = db.store().await;
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    let stream = StreamId::new("src", "visits");
+    let range = Span::new(day("2024-01-01"), day("2024-01-31")).unwrap();
+    assert_eq!(
+        store.last_checked(&stream, range).await.unwrap(),
+        vec![(
+            days("2024-01-01", "2024-01-03")
+                .days
+                .spans()
+                .next()
+                .unwrap(),
+            started
+        )]
+    );
     store.close().await;
     db.drop_db().await;
 }

@@ -1,16 +1,21 @@
-//! The store's private error type and how it maps onto [`SyncError`].
+//! The SQLite store's own errors (opening the file, lease files) and how
+//! SQLite's failures are classified.
 
 use std::path::PathBuf;
 
 use sqlx::migrate::MigrateError;
 use sync_core::SyncError;
+use sync_store_sql::{sync_error, Dialect, ErrorClass};
 
-/// What went wrong in the SQLite store.
+use crate::dialect::SqliteDialect;
+use crate::store::SqliteStore;
+
+/// What went wrong opening a SQLite store or taking a lease.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    /// A statement failed; `doing` says which step.
+    /// Opening the database failed.
     #[error("{doing}: {source}")]
-    Sqlx {
+    Open {
         doing: &'static str,
         #[source]
         source: sqlx::Error,
@@ -18,12 +23,6 @@ pub(crate) enum Error {
     /// Migrating the schema failed.
     #[error("migrating the database schema: {0}")]
     Migrate(#[source] MigrateError),
-    /// The database was migrated by a newer release.
-    #[error(
-        "the database has schema version {found}, newer than this program's {latest}; \
-         use a newer release"
-    )]
-    TooNew { found: i64, latest: i64 },
     /// A file next to the database could not be made or opened.
     #[error("{doing} {}: {source}", path.display())]
     Io {
@@ -32,21 +31,6 @@ pub(crate) enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A row holds something this version cannot read.
-    #[error("stored data is invalid: {0}")]
-    Corrupt(String),
-}
-
-/// Adds the step to a sqlx error.
-pub(crate) trait Doing<T> {
-    /// Names the step that failed.
-    fn doing(self, doing: &'static str) -> Result<T, Error>;
-}
-
-impl<T> Doing<T> for Result<T, sqlx::Error> {
-    fn doing(self, doing: &'static str) -> Result<T, Error> {
-        self.map_err(|source| Error::Sqlx { doing, source })
-    }
 }
 
 /// Whether SQLite said another connection holds a lock (retrying helps).
@@ -62,29 +46,33 @@ pub(crate) fn is_busy(e: &sqlx::Error) -> bool {
     }
 }
 
-fn is_temporary(e: &sqlx::Error) -> bool {
-    is_busy(e)
+/// Busy or locked databases and lost connections are temporary; the rest
+/// is not.
+pub(crate) fn classify(e: &sqlx::Error) -> ErrorClass {
+    let temporary = is_busy(e)
         || matches!(
             e,
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::WorkerCrashed
-        )
+        );
+    if temporary {
+        ErrorClass::Temporary
+    } else {
+        ErrorClass::Permanent
+    }
 }
 
 impl From<Error> for SyncError {
     fn from(e: Error) -> Self {
-        let message = format!("sqlite store: {e}");
-        let temporary = match &e {
-            Error::Sqlx { source, .. } => is_temporary(source),
-            Error::Migrate(MigrateError::Execute(source)) => is_temporary(source),
-            Error::Io { .. } | Error::Migrate(_) | Error::TooNew { .. } | Error::Corrupt(_) => {
-                false
+        match e {
+            Error::Migrate(e) => sync_store_sql::migrate_error::<SqliteDialect>(
+                e,
+                SqliteStore::latest_schema_version(),
+            ),
+            Error::Open { ref source, .. } => {
+                let class = classify(source);
+                sync_error(SqliteDialect::STORE, class, e)
             }
-        };
-        let source = Some(Box::new(e) as sync_core::BoxError);
-        if temporary {
-            SyncError::Retryable { message, source }
-        } else {
-            SyncError::Fatal { message, source }
+            Error::Io { .. } => sync_error(SqliteDialect::STORE, ErrorClass::Permanent, e),
         }
     }
 }

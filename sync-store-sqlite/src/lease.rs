@@ -3,22 +3,23 @@
 //! For a database file the lease is an OS file lock (`flock`) on a small
 //! file next to it, one per stream. The operating system drops the lock when
 //! the holding process ends, even by SIGKILL, so a dead run never blocks the
-//! next one. An in-memory database lives in one process: an in-process map
-//! is enough there.
+//! next one. An in-memory database lives in one process: the store's own
+//! bookkeeping of its runs is enough there.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 use sync_core::{ContentHash, StreamId};
+use sync_store_sql::stream_key;
 
 use crate::error::Error;
 
-/// `source/stream`, the name of a stream in lease maps and messages.
-pub(crate) fn stream_key(stream: &StreamId) -> String {
-    format!("{}/{}", stream.source, stream.stream)
+/// A lease held: the locked file (none in memory). Dropping it releases
+/// the lock.
+#[derive(Debug)]
+pub(crate) struct FileLease {
+    _file: Option<File>,
 }
 
 /// The lock file of `stream` next to the database at `db`:
@@ -30,59 +31,14 @@ pub(crate) fn lease_path(db: &Path, stream: &StreamId) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// The leases this store instance holds, by run id.
-#[derive(Debug, Default)]
-pub(crate) struct Leases {
-    held: Mutex<HashMap<String, Held>>,
-}
-
-#[derive(Debug)]
-struct Held {
-    stream: String,
-    // Kept open for the lock; dropping the file releases it.
-    _file: Option<File>,
-}
-
-impl Leases {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Held>> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes the lease of `stream` for `run`; `false` when another live run
-    /// holds it. `db` is the database file (`None` in memory).
-    pub(crate) fn take(
-        &self,
-        run: &str,
-        stream: &StreamId,
-        db: Option<&Path>,
-    ) -> Result<bool, Error> {
-        let key = stream_key(stream);
-        let mut held = self.lock();
-        if let Some(h) = held.get(run) {
-            // The same run asking again already holds it.
-            return Ok(h.stream == key);
+/// Takes the lease of `stream` on the database at `db` (`None` in memory);
+/// `None` when another open lock file (this process or another) holds it.
+pub(crate) fn take(db: Option<&Path>, stream: &StreamId) -> Result<Option<FileLease>, Error> {
+    match db {
+        Some(db) => {
+            Ok(lock_file(&lease_path(db, stream))?.map(|file| FileLease { _file: Some(file) }))
         }
-        let file = match db {
-            Some(db) => match lock_file(&lease_path(db, stream))? {
-                Some(file) => Some(file),
-                None => return Ok(false),
-            },
-            None if held.values().any(|h| h.stream == key) => return Ok(false),
-            None => None,
-        };
-        held.insert(
-            run.to_owned(),
-            Held {
-                stream: key,
-                _file: file,
-            },
-        );
-        Ok(true)
-    }
-
-    /// Releases the lease `run` holds, if any.
-    pub(crate) fn release(&self, run: &str) {
-        self.lock().remove(run);
+        None => Ok(Some(FileLease { _file: None })),
     }
 }
 

@@ -8,16 +8,16 @@
 //!   embedded in the crate); several processes may open the same new file
 //!   at once.
 //! - Records are keyed by (source, entity, external id) with their JSON
-//!   payload, content hash, first seen, last changed and a deleted marker.
-//!   Views `yclients_clients`, `yclients_visits`, `kennel_boardings` and
-//!   `record_day_counts` can be queried directly.
-//! - A batch's records, its change log entries and its covered units are
-//!   written in one transaction with multi-row statements; unchanged records
-//!   are not rewritten.
-//! - Runs (counts, requests, 429s, errors, status, start and end) and the
-//!   covered ranges are kept; a run holds an OS file lock on its stream
-//!   until it finishes, so two runs of one stream never overlap and a killed
-//!   process never blocks the next run.
+//!   payload, content hash, first seen, last changed, the run that created
+//!   them and a deleted marker. Views `yclients_clients`, `yclients_visits`,
+//!   `kennel_boardings` and `record_day_counts` can be queried directly.
+//! - Commits, coverage, runs and history are the SQL layer shared with the
+//!   Postgres store (`sync-store-sql`); what is SQLite's own is here: the
+//!   file and its settings (WAL, busy timeout), text timestamps, `json_each`
+//!   and multi-row statements, and leases.
+//! - A run holds an OS file lock on its stream until it finishes, so two
+//!   runs of one stream never overlap and a killed process never blocks the
+//!   next run.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sync_core::SyncError> {
@@ -27,6 +27,7 @@
 //! ```
 
 mod config;
+mod dialect;
 mod error;
 mod lease;
 mod store;

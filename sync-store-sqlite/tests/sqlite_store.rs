@@ -1,6 +1,8 @@
-//! SQLite store tests: conformance, bulk commit semantics, typed views,
-//! migrations, leases and transaction atomicity. Each test uses its own
-//! temporary directory.
+//! SQLite store tests: the conformance suite and the SQL stores' shared
+//! checks (`sync_store_sql::testkit`), then what is SQLite's own: the file
+//! and its directory, typed views, migrations from older schema versions,
+//! several processes opening one new file, file locks. Each test uses its
+//! own temporary directory.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use sync_core::{
     BatchCommit, ChangeKind, CheckpointStore, Coverage, ExistingQuery, Record, RecordCounts, RunId,
     RunReport, RunStatus, Span, Store, StreamId, SyncError, SyncMode, Unit,
 };
+use sync_store_sql::testkit::{self, Harness};
 use sync_store_sqlite::{SqliteConfig, SqliteStore};
 use tempfile::TempDir;
 
@@ -88,6 +91,86 @@ async fn count(store: &SqliteStore, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// A store on a new file of its own.
+struct Db {
+    _dir: TempDir,
+    store: SqliteStore,
+}
+
+#[async_trait::async_trait]
+impl Harness for Db {
+    type Store = SqliteStore;
+
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    async fn open_again(&self) -> SqliteStore {
+        let path = self.store.path().unwrap().to_owned();
+        SqliteStore::open(path).await.unwrap()
+    }
+
+    async fn execute(&self, sql: &str) {
+        sqlx::raw_sql(sql).execute(self.store.pool()).await.unwrap();
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        count(&self.store, sql).await
+    }
+
+    async fn row_version(&self, external_id: &str) -> String {
+        sqlx::query_scalar("SELECT last_changed FROM records WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn logged_paths(&self) -> (String, String) {
+        sqlx::query_as(
+            "SELECT kind, (SELECT group_concat(value ->> '$.path') FROM json_each(fields)) \
+             FROM record_changes WHERE run_id = 'r2'",
+        )
+        .fetch_one(self.store.pool())
+        .await
+        .unwrap()
+    }
+
+    fn fail_coverage_inserts(&self) -> (&'static str, &'static str) {
+        (
+            "CREATE TRIGGER fail_coverage BEFORE INSERT ON covered_ranges \
+             BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
+            "DROP TRIGGER fail_coverage",
+        )
+    }
+}
+
+/// One test per shared check, each on a database of its own.
+macro_rules! shared_checks {
+    ($($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let (dir, store) = open_temp().await;
+                testkit::$check(&Db { _dir: dir, store }).await;
+            }
+        )*
+    };
+}
+
+shared_checks!(
+    duplicates_last_one_wins_and_recommit_rewrites_nothing,
+    change_log_keeps_old_and_new_values_of_each_field,
+    odd_payload_shapes_round_trip,
+    a_second_run_on_a_stream_is_busy_across_store_instances,
+    a_lease_left_by_a_dead_holder_is_taken_over_and_its_run_marked_failed,
+    a_failed_commit_leaves_neither_records_nor_coverage,
+    coverage_rows_are_merged_and_clear_splits_ranges,
+    merging_rows_keeps_the_check_times,
+    day_counts_compare_with_the_source,
+    both_commit_paths_count_alike,
+);
+
 #[tokio::test]
 async fn conformance_on_a_file() {
     let (_dir, store) = open_temp().await;
@@ -110,128 +193,19 @@ async fn opening_creates_the_directory_and_reports_the_schema_version() {
         store.schema_version().await.unwrap(),
         SqliteStore::latest_schema_version()
     );
-    assert_eq!(SqliteStore::latest_schema_version(), 2);
+    assert_eq!(SqliteStore::latest_schema_version(), 4);
     // Opening again is a no-op migration.
     drop(store);
     let again = SqliteStore::open(dir.path().join("nested/dir/sync.db"))
         .await
         .unwrap();
     again.migrate().await.unwrap();
-    assert_eq!(again.schema_version().await.unwrap(), 2);
+    assert_eq!(again.schema_version().await.unwrap(), 4);
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(again.pool())
         .await
         .unwrap();
     assert_eq!(journal, "wal");
-}
-
-#[tokio::test]
-async fn duplicates_in_a_batch_last_one_wins_and_recommit_rewrites_nothing() {
-    let (_dir, store) = open_temp().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r1").await;
-    let records = vec![
-        Record::new("visit", "1", Unit::Day(day("2024-05-01")), json!({"v": 1})),
-        Record::new("visit", "2", Unit::Day(day("2024-05-01")), json!({"v": 2})),
-        Record::new("visit", "1", Unit::Day(day("2024-05-02")), json!({"v": 3})),
-    ];
-    let c = commit(&store, &run, &records, &days("2024-05-01", "2024-05-02"))
-        .await
-        .unwrap();
-    assert_eq!(c, counts(2, 0, 0, 0));
-    let stored = store
-        .existing(
-            &stream,
-            &ExistingQuery::ByIds {
-                entity: "visit".into(),
-                ids: vec!["1".into(), "1".into()],
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].payload, json!({"v": 3}));
-    assert_eq!(stored[0].unit, Unit::Day(day("2024-05-02")));
-
-    let before: String =
-        sqlx::query_scalar("SELECT last_changed FROM records WHERE external_id = '2'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let c = commit(&store, &run, &records[1..], &Coverage::default())
-        .await
-        .unwrap();
-    assert_eq!(c, counts(0, 0, 2, 0));
-    let after: String =
-        sqlx::query_scalar("SELECT last_changed FROM records WHERE external_id = '2'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
-    assert_eq!(before, after, "an unchanged record was rewritten");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM records").await, 2);
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM record_changes").await,
-        2
-    );
-    finish(&store, run).await;
-}
-
-#[tokio::test]
-async fn change_log_keeps_old_and_new_values_of_each_field() {
-    let (_dir, store) = open_temp().await;
-    let stream = StreamId::new("src", "records");
-    let unit = Unit::Day(day("2024-05-01"));
-    let old = json!({"status": "booked", "client": {"phone": "111", "name": "Ann"}, "gone": 1});
-    let new =
-        json!({"status": "booked", "client": {"phone": "999", "name": "Ann"}, "added": [1, 2]});
-    let run1 = begin(&store, &stream, "r1").await;
-    commit(
-        &store,
-        &run1,
-        &[Record::new("visit", "7", unit, old)],
-        &Coverage::default(),
-    )
-    .await
-    .unwrap();
-    finish(&store, run1).await;
-    let run2 = begin(&store, &stream, "r2").await;
-    let c = commit(
-        &store,
-        &run2,
-        &[Record::new("visit", "7", unit, new).deleted(true)],
-        &Coverage::default(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(c, counts(0, 0, 0, 1));
-    finish(&store, run2).await;
-    let changes = store.run_changes(&RunId("r2".into())).await.unwrap();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].kind, ChangeKind::Deleted);
-    let fields: Vec<(String, Value, Value)> = changes[0]
-        .fields
-        .iter()
-        .map(|f| (f.path.clone(), f.old.clone(), f.new.clone()))
-        .collect();
-    assert_eq!(
-        fields,
-        vec![
-            ("/added".into(), Value::Null, json!([1, 2])),
-            ("/client/phone".into(), json!("111"), json!("999")),
-            ("/gone".into(), json!(1), Value::Null),
-        ]
-    );
-    // The change log is readable with plain SQL too.
-    let (kind, paths): (String, String) = sqlx::query_as(
-        "SELECT kind, (SELECT group_concat(value ->> '$.path') FROM json_each(fields)) \
-         FROM record_changes WHERE run_id = 'r2'",
-    )
-    .fetch_one(store.pool())
-    .await
-    .unwrap();
-    assert_eq!(kind, "deleted");
-    assert_eq!(paths, "/added,/client/phone,/gone");
 }
 
 fn yclients_samples() -> Vec<Record> {
@@ -555,7 +529,7 @@ async fn a_database_of_an_older_schema_version_is_migrated_and_keeps_its_data() 
         conn.close().await.unwrap();
     }
     let store = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), 4);
     let stream = StreamId::new("kennel:old", "boardings");
     let stored = store
         .existing(
@@ -623,11 +597,11 @@ async fn many_stores_opening_one_new_file_at_once_all_succeed() {
         stores.push(open.await.unwrap().unwrap());
     }
     for store in &stores {
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 4);
     }
     assert_eq!(
         count(&stores[0], "SELECT COUNT(*) FROM _sqlx_migrations").await,
-        2
+        4
     );
     // All of them can write.
     for (i, store) in stores.iter().enumerate() {
@@ -640,112 +614,6 @@ async fn many_stores_opening_one_new_file_at_once_all_succeed() {
         finish(store, run).await;
     }
     assert_eq!(count(&stores[0], "SELECT COUNT(*) FROM records").await, 6);
-}
-
-#[tokio::test]
-async fn a_second_run_on_a_stream_is_busy_across_store_instances() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lease.db");
-    let a = SqliteStore::open(&path).await.unwrap();
-    let b = SqliteStore::open(&path).await.unwrap();
-    let stream = StreamId::new("yclients:1", "records");
-    let first = begin(&a, &stream, "run-first").await;
-
-    let second = RunReport::start(
-        RunId("run-second".into()),
-        stream.clone(),
-        SyncMode::Full,
-        "test",
-        Utc::now(),
-    );
-    match b.begin_run(&second).await {
-        Err(SyncError::Busy { message }) => {
-            assert!(message.contains("run-first"), "{message}");
-            assert!(message.contains("yclients:1/records"), "{message}");
-        }
-        other => panic!("expected Busy, got {other:?}"),
-    }
-    // Same store instance, another run: busy as well.
-    assert!(matches!(
-        a.begin_run(&second).await,
-        Err(SyncError::Busy { .. })
-    ));
-    // Other streams are free.
-    let other = begin(&b, &StreamId::new("yclients:1", "clients"), "run-other").await;
-    finish(&b, other).await;
-
-    // Finishing releases the lease.
-    finish(&a, first).await;
-    b.begin_run(&second).await.unwrap();
-    finish(&b, second).await;
-}
-
-#[tokio::test]
-async fn a_lease_left_by_a_dead_holder_is_taken_over_and_its_run_marked_failed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("lease.db");
-    let stream = StreamId::new("kennel:x", "boardings");
-    {
-        let dying = SqliteStore::open(&path).await.unwrap();
-        begin(&dying, &stream, "run-killed").await;
-        // Dropped without finish_run: like a process killed mid-run, its
-        // file lock goes away with it.
-    }
-    let next = SqliteStore::open(&path).await.unwrap();
-    let run = begin(&next, &stream, "run-next").await;
-    let killed = next
-        .run(&RunId("run-killed".into()))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(killed.status, RunStatus::Failed);
-    assert!(killed.finished_at.is_some());
-    assert_eq!(
-        killed.errors,
-        vec!["abandoned: the process ended without finishing the run".to_string()]
-    );
-    let current = next.run(&run.id).await.unwrap().unwrap();
-    assert_eq!(current.status, RunStatus::InProgress);
-    finish(&next, run).await;
-}
-
-#[tokio::test]
-async fn a_failed_commit_leaves_neither_records_nor_coverage() {
-    let (_dir, store) = open_temp().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r").await;
-    // Make the last statement of the commit fail.
-    sqlx::query(
-        "CREATE TRIGGER fail_coverage BEFORE INSERT ON covered_ranges \
-         BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
-    )
-    .execute(store.pool())
-    .await
-    .unwrap();
-    let records = vec![
-        Record::new("visit", "1", Unit::Day(day("2024-05-01")), json!({"a": 1})),
-        Record::new("visit", "2", Unit::Day(day("2024-05-01")), json!({"a": 2})),
-    ];
-    let covered = days("2024-05-01", "2024-05-01");
-    let err = commit(&store, &run, &records, &covered).await.unwrap_err();
-    assert!(matches!(err, SyncError::Fatal { .. }), "{err:?}");
-    assert!(err.to_string().contains("disk on fire"), "{err}");
-    assert_eq!(count(&store, "SELECT COUNT(*) FROM records").await, 0);
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM record_changes").await,
-        0
-    );
-    assert!(store.coverage(&stream).await.unwrap().is_empty());
-
-    sqlx::query("DROP TRIGGER fail_coverage")
-        .execute(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(
-        commit(&store, &run, &records, &covered).await.unwrap(),
-        counts(2, 0, 0, 0)
-    );
-    assert_eq!(store.coverage(&stream).await.unwrap(), covered);
 }
 
 #[tokio::test]
@@ -782,81 +650,108 @@ async fn a_write_lock_held_elsewhere_gives_a_retryable_error() {
 }
 
 #[tokio::test]
-async fn coverage_rows_are_merged_and_clear_splits_ranges() {
-    let (_dir, store) = open_temp().await;
-    let stream = StreamId::new("src", "records");
-    let run = begin(&store, &stream, "r").await;
-    let first = day("2024-01-01");
-    for i in 0..150u64 {
-        let d = first + chrono::Days::new(i);
-        let mut c = Coverage::default();
-        c.days.insert(Span::single(d));
-        c.keys.insert(Span::single(1000 + i as i64));
-        commit(&store, &run, &[], &c).await.unwrap();
-    }
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM covered_ranges").await,
-        300
-    );
-    let coverage = store.coverage(&stream).await.unwrap();
-    assert_eq!(
-        coverage.days.spans().collect::<Vec<_>>(),
-        vec![Span::new(first, first + chrono::Days::new(149)).unwrap()]
-    );
-    assert_eq!(
-        coverage.keys.spans().collect::<Vec<_>>(),
-        vec![Span::new(1000, 1149).unwrap()]
-    );
-    // Reading merged the rows: one day range and one key range.
-    assert_eq!(
-        count(&store, "SELECT COUNT(*) FROM covered_ranges").await,
-        2
-    );
-    assert_eq!(store.coverage(&stream).await.unwrap(), coverage);
-
-    let mut clear = Coverage::default();
-    clear
-        .days
-        .insert(Span::new(day("2024-02-01"), day("2024-02-10")).unwrap());
-    clear.keys.insert(Span::new(0, 1100).unwrap());
-    store.clear_coverage(&stream, &clear).await.unwrap();
-    let after = store.coverage(&stream).await.unwrap();
-    assert_eq!(
-        after.days.spans().collect::<Vec<_>>(),
-        vec![
-            Span::new(first, day("2024-01-31")).unwrap(),
-            Span::new(day("2024-02-11"), first + chrono::Days::new(149)).unwrap()
-        ]
-    );
-    assert_eq!(
-        after.keys.spans().collect::<Vec<_>>(),
-        vec![Span::new(1101, 1149).unwrap()]
-    );
-    finish(&store, run).await;
-}
-
-#[tokio::test]
-async fn day_counts_compare_with_the_source() {
-    let (_dir, store) = open_temp().await;
-    let stream = StreamId::new("kennel:x", "boardings");
-    let run = begin(&store, &stream, "r").await;
-    commit(
-        &store,
-        &run,
-        &kennel_samples(),
-        &days("2024-05-01", "2024-05-31"),
-    )
-    .await
-    .unwrap();
-    let got = store
-        .day_counts(
-            &stream,
-            Span::new(day("2024-05-01"), day("2024-05-31")).unwrap(),
+async fn a_version_2_database_with_history_and_coverage_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    let up_to_2 = Migrator {
+        migrations: Cow::Owned(MIGRATIONS.iter().take(2).cloned().collect()),
+        ..Migrator::DEFAULT
+    };
+    let old = |id: &str, n: i64| {
+        Record::new("visit", id, Unit::Day(day("2024-01-01")), json!({ "n": n }))
+    };
+    let started = "2024-01-02T03:04:05.000006Z";
+    {
+        // What a version-2 store wrote: records with a change log row for
+        // each creation, coverage without check times, the run.
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        up_to_2.run_direct(&mut conn).await.unwrap();
+        for record in [old("a", 1), old("b", 2)] {
+            sqlx::query(
+                "INSERT INTO records (source, entity, external_id, unit_kind, day, payload, hash, \
+                 deleted, first_seen, last_changed, last_run) VALUES ('src', 'visit', ?1, 'day', \
+                 '2024-01-01', ?2, ?3, 0, ?4, ?4, 'old-run')",
+            )
+            .bind(&record.external_id)
+            .bind(record.payload.to_string())
+            .bind(record.hash.to_hex())
+            .bind(started)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO record_changes (run_id, source, entity, external_id, kind, changed_at) \
+                 VALUES ('old-run', 'src', 'visit', ?1, 'created', ?2)",
+            )
+            .bind(&record.external_id)
+            .bind(started)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO covered_ranges (source, stream, kind, first_day, last_day) \
+             VALUES ('src', 'visits', 'day', '2024-01-01', '2024-01-03')",
         )
+        .execute(&mut conn)
         .await
         .unwrap();
+        sqlx::query(
+            "INSERT INTO runs (id, source, stream, mode, target, status, started_at, finished_at) \
+             VALUES ('old-run', 'src', 'visits', 'full', 't', 'completed', ?1, ?1)",
+        )
+        .bind(started)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    let listed = |changes: Vec<sync_core::RecordChange>| -> Vec<(String, ChangeKind)> {
+        changes
+            .into_iter()
+            .map(|c| (c.external_id, c.kind))
+            .collect()
+    };
     assert_eq!(
-        got.into_iter().collect::<Vec<_>>(),
-        vec![(day("2024-05-03"), 1)]
+        listed(store.run_changes(&RunId("old-run".into())).await.unwrap()),
+        [
+            ("a".to_owned(), ChangeKind::Created),
+            ("b".to_owned(), ChangeKind::Created)
+        ]
     );
+    // Coverage stored before check times: checked when the stream's first
+    // run started, at the latest.
+    let stream = StreamId::new("src", "visits");
+    let range = Span::new(day("2024-01-01"), day("2024-01-31")).unwrap();
+    let checked = store.last_checked(&stream, range).await.unwrap();
+    assert_eq!(
+        checked,
+        vec![(
+            Span::new(day("2024-01-01"), day("2024-01-03")).unwrap(),
+            started.parse().unwrap()
+        )]
+    );
+    // A new run over old and new records: each listed once, creations first.
+    let run = begin(&store, &stream, "new-run").await;
+    let batch = [old("c", 3), old("a", 1), old("b", 20)];
+    assert_eq!(
+        commit(&store, &run, &batch, &days("2024-01-02", "2024-01-02"))
+            .await
+            .unwrap(),
+        counts(1, 1, 1, 0)
+    );
+    finish(&store, run).await;
+    assert_eq!(
+        listed(store.run_changes(&RunId("new-run".into())).await.unwrap()),
+        [
+            ("c".to_owned(), ChangeKind::Created),
+            ("b".to_owned(), ChangeKind::Updated)
+        ]
+    );
+    let checked = store.last_checked(&stream, range).await.unwrap();
+    assert_eq!(checked.len(), 3, "{checked:?}");
+    assert!(checked[1].1 > checked[0].1, "{checked:?}");
 }
