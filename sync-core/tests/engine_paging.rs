@@ -463,6 +463,30 @@ async fn the_depth_follows_the_round_trip_times_the_rate() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn memory_is_bounded_by_the_batches_in_flight() {
+    // Twenty days of five pages each, fetched fast, stored slowly (2 s a
+    // commit): the engine must not run ahead of the store holding every
+    // fetched window in memory.
+    let counts = flat(20, 50);
+    let mut source = Paged::new("memory", Windows::Fixed { days: 1 }, 10, &counts);
+    source.latency = Duration::from_millis(10);
+    let source = Arc::new(source);
+    let store = Arc::new(Watched::new(&source));
+    store.inner.set_commit_delay(Duration::from_secs(2));
+    let report = engine(&source, &store, RateLimiter::unlimited())
+        .run(&target_of(&counts), &options(4))
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
+    assert_all_stored(&store, &source).await;
+    let buffered = source.log().max_buffered;
+    // The windows being fetched (at most one per request in flight) and the
+    // one being stored while the next is fetched.
+    assert!(buffered <= 4 + 1, "{buffered} windows held at once");
+    assert!(buffered >= 2, "the store and the source work at once");
+}
+
+#[tokio::test(start_paused = true)]
 async fn density_windows_cost_about_one_request_per_page_and_the_plan_predicts_the_run() {
     // About 20,000 records over 730 days, each on a day drawn uniformly at
     // random; pages of 200.

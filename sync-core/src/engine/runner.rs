@@ -574,6 +574,8 @@ struct Pipeline<'a> {
     target: &'a Target,
     /// By batch index.
     slots: BTreeMap<usize, Slot>,
+    /// Batches fetched whole and being stored: they hold their records too.
+    committing: usize,
     /// Units covered so far (before the run, plus every stored batch).
     covered: Coverage,
     units_total: u64,
@@ -604,6 +606,7 @@ impl<'a> Pipeline<'a> {
             work,
             target,
             slots: BTreeMap::new(),
+            committing: 0,
             units_total: saturate(target.unit_count()),
             covered,
             batches_expected: expected.batches,
@@ -653,10 +656,13 @@ impl<'a> Pipeline<'a> {
         None
     }
 
+    /// Whether another batch may start: memory holds the batches being
+    /// fetched and those being stored, so both count against the depth (a
+    /// slow store must not let the fetched batches pile up).
     fn may_start_batch(&self, now: Instant) -> bool {
         !self.stop.is_cancelled()
             && self.paused_until.is_none_or(|p| now >= p)
-            && self.slots.len() <= self.depth()
+            && self.slots.len() + self.committing <= self.depth()
     }
 
     fn start_batch(&mut self) -> bool {
@@ -732,6 +738,7 @@ impl<'a> Pipeline<'a> {
             tokio::select! {
                 Some(done) = pages.next(), if !pages.is_empty() => {
                     if let Some(ready) = self.on_page(done, report) {
+                        self.committing += 1;
                         commits.push(Box::pin(store(env, ready)));
                     }
                 }
@@ -820,6 +827,7 @@ impl<'a> Pipeline<'a> {
     }
 
     fn on_commit(&mut self, (batch, result): CommitDone, report: &mut RunReport) {
+        self.committing -= 1;
         let env = self.env;
         let index = batch.index;
         match result {
