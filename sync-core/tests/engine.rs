@@ -1425,6 +1425,105 @@ async fn a_fatal_source_error_stops_the_run() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pause_follows_each_stretch_of_work_and_the_wait_is_cancellable() {
+    let source = Arc::new(ScriptedSource::new("interval"));
+    let store = Arc::new(MemoryStore::new());
+    // A pause of 10 s after every batch (no work between two pauses but one
+    // batch): what the old `interval` of 10 s did.
+    let mut opts = options(1);
+    opts.pause = Duration::from_secs(10);
+    opts.work_between_pauses = Duration::ZERO;
+    let start = Instant::now();
+    engine(&source, &store)
+        .run(&september(4), &opts)
+        .await
+        .unwrap();
+    let starts: Vec<u64> = source
+        .log
+        .lock()
+        .unwrap()
+        .fetches
+        .iter()
+        .map(|(_, at)| at.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(starts, [0, 10, 20, 30]);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(30),
+        "no pause after the last batch"
+    );
+
+    // The pause follows the end of a batch: a 4 s batch and a 10 s pause
+    // put each fetch 14 s after the previous one (the log notes a fetch
+    // when its 4 s request ends).
+    let mut slow = ScriptedSource::new("interval-slow");
+    slow.latency = Duration::from_secs(4);
+    let slow = Arc::new(slow);
+    let start = Instant::now();
+    engine(&slow, &store)
+        .run(&september(3), &opts)
+        .await
+        .unwrap();
+    let starts: Vec<u64> = slow
+        .log
+        .lock()
+        .unwrap()
+        .fetches
+        .iter()
+        .map(|(_, at)| at.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(starts, [4, 18, 32]);
+    assert_eq!(start.elapsed(), Duration::from_secs(36));
+
+    // Stretches of 2.5 s with two requests in flight: batches start while
+    // the stretch lasts, the pause begins when its last batch is stored, and
+    // no request goes out during it. Login 0-1 s; batches 1-2 and 2-3 s
+    // (two at a time); pause 3-13 s; the rest 13-15 s.
+    let mut stretched = ScriptedSource::new("stretches");
+    stretched.latency = Duration::from_secs(1);
+    let stretched = Arc::new(stretched);
+    let mut two = options(1);
+    two.max_in_flight = in_flight(2);
+    two.pause = Duration::from_secs(10);
+    two.work_between_pauses = Duration::from_millis(2500);
+    let start = Instant::now();
+    let report = engine(&stretched, &store)
+        .run(&september(8), &two)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    let starts: Vec<u64> = stretched
+        .log
+        .lock()
+        .unwrap()
+        .fetches
+        .iter()
+        .map(|(_, at)| at.duration_since(start).as_secs())
+        .collect();
+    assert_eq!(starts, [1, 1, 2, 2, 13, 13, 14, 14]);
+    assert_eq!(start.elapsed(), Duration::from_secs(15));
+
+    let source = Arc::new(ScriptedSource::new("interval-cancel"));
+    let cancel = opts.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        cancel.cancel();
+    });
+    let start = Instant::now();
+    let report = engine(&source, &store)
+        .run(&september(4), &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+    assert_eq!(report.batches_done, 2);
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(15),
+        "the wait for batch 3 was cut short"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn key_targets_and_a_covered_target_make_no_requests() {
     let mut source = ScriptedSource::new("keys");
     source.keyed = true;

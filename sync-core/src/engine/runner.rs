@@ -586,6 +586,8 @@ struct Pipeline<'a> {
     started: Instant,
     /// When the current stretch of work began, and the pause after it.
     stretch_began: Instant,
+    /// Batches started in the current stretch.
+    stretch_batches: usize,
     paused_until: Option<Instant>,
     stop: CancellationToken,
     fatal: Option<SyncError>,
@@ -614,6 +616,7 @@ impl<'a> Pipeline<'a> {
             round_trip: None,
             started: now,
             stretch_began: now,
+            stretch_batches: 0,
             paused_until: None,
             stop,
             fatal: None,
@@ -663,12 +666,23 @@ impl<'a> Pipeline<'a> {
         !self.stop.is_cancelled()
             && self.paused_until.is_none_or(|p| now >= p)
             && self.slots.len() + self.committing <= self.depth()
+            && !self.stretch_is_over(now)
+    }
+
+    /// Whether the current stretch of work has had its time (and at least
+    /// one batch): no batch starts until its pause is over.
+    fn stretch_is_over(&self, now: Instant) -> bool {
+        let options = self.env.options;
+        !options.pause.is_zero()
+            && self.stretch_batches > 0
+            && now.duration_since(self.stretch_began) >= options.work_between_pauses
     }
 
     fn start_batch(&mut self) -> bool {
         let Some(batch) = self.work.next_batch() else {
             return false;
         };
+        self.stretch_batches += 1;
         let span = batch.span.to_string();
         tracing::info!(run_id = %self.env.run, stream = %self.env.stream, batch = batch.index, span = %span, recheck = batch.recheck, "batch started");
         emit(
@@ -699,6 +713,7 @@ impl<'a> Pipeline<'a> {
         let mut commits: FuturesUnordered<BoxFuture<'a, CommitDone>> = FuturesUnordered::new();
         let mut dropped = false;
         loop {
+            self.maybe_pause(Instant::now());
             // Fill the pipeline: pages of batches under way first, then new
             // batches.
             while !self.stop.is_cancelled() && self.in_flight() < self.depth() {
@@ -856,7 +871,6 @@ impl<'a> Pipeline<'a> {
                         eta: eta(requests, left, elapsed),
                     },
                 );
-                self.maybe_pause();
             }
             Err(SyncError::Cancelled) => {}
             Err(error) => {
@@ -867,18 +881,23 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// After each stretch of work, the preset's pause.
-    fn maybe_pause(&mut self) {
-        let options = self.env.options;
-        if options.pause.is_zero() {
+    /// After each stretch of work, the preset's pause: it begins when the
+    /// last batch of the stretch has ended (stored or failed), so that no
+    /// request goes out during it; none follows the last batch of the run.
+    fn maybe_pause(&mut self, now: Instant) {
+        if self.stop.is_cancelled()
+            || !self.stretch_is_over(now)
+            || !self.slots.is_empty()
+            || self.committing > 0
+            || self.work.expected().batches == 0
+        {
             return;
         }
-        let now = Instant::now();
-        if now.duration_since(self.stretch_began) >= options.work_between_pauses {
-            tracing::info!(stream = %self.env.stream, pause_ms = options.pause.as_millis() as u64, "pausing between stretches of work");
-            self.paused_until = Some(now + options.pause);
-            self.stretch_began = now + options.pause;
-        }
+        let options = self.env.options;
+        tracing::info!(stream = %self.env.stream, pause_ms = options.pause.as_millis() as u64, "pausing between stretches of work");
+        self.paused_until = Some(now + options.pause);
+        self.stretch_began = now + options.pause;
+        self.stretch_batches = 0;
     }
 }
 
