@@ -285,11 +285,21 @@ impl ScriptedSource {
         batch.days().collect()
     }
 
-    /// Sends one request: budget, server, session, latency. One attempt:
-    /// retrying is the core's job.
-    async fn request(&self, ctx: &FetchContext, needs_session: bool) -> sync_core::Result<()> {
+    /// Sends one request (`page` of a batch, or a login when `None`):
+    /// budget, server, session, latency. One attempt: retrying is the
+    /// core's job.
+    async fn request(&self, ctx: &FetchContext, page: Option<String>) -> sync_core::Result<()> {
         ctx.request().await?;
-        self.log.lock().unwrap().requests += 1;
+        let needs_session = page.is_some();
+        {
+            let mut log = self.log.lock().unwrap();
+            log.requests += 1;
+            if let Some(key) = page {
+                if !log.seen.insert(key) {
+                    log.repeats += 1;
+                }
+            }
+        }
         if let Some(server) = &self.server {
             if let Err(retry_after) = server.hit() {
                 self.log.lock().unwrap().rate_limited += 1;
@@ -350,7 +360,7 @@ impl Source for ScriptedSource {
 
     async fn login(&self, ctx: &FetchContext) -> sync_core::Result<()> {
         self.log.lock().unwrap().authenticates += 1;
-        self.request(ctx, false).await?;
+        self.request(ctx, None).await?;
         let mut s = self.session.lock().unwrap();
         if s.logins_allowed.is_some_and(|n| s.logins >= n) {
             return Err(SyncError::Unauthenticated {
@@ -382,21 +392,17 @@ impl Source for ScriptedSource {
                 token.cancel();
             }
         }
+        self.request(ctx, Some(format!("{} #{page}", batch.span)))
+            .await?;
+        // A request the server answered (not a 429 of its own, not an
+        // expired session) meets the next fault of its batch.
         let fault = {
             let mut faults = self.faults.lock().unwrap();
             days.iter()
                 .find_map(|d| faults.get_mut(d).and_then(VecDeque::pop_front))
         };
-        self.request(ctx, true).await?;
-        {
-            let mut log = self.log.lock().unwrap();
-            let key = format!("{} #{page}", batch.span);
-            if !log.seen.insert(key) {
-                log.repeats += 1;
-            }
-            if let Some(Fault::RateLimited(_)) = fault {
-                log.rate_limited += 1;
-            }
+        if let Some(Fault::RateLimited(_)) = fault {
+            self.log.lock().unwrap().rate_limited += 1;
         }
         if let Some(fault) = fault {
             return Err(fault.error());
@@ -1583,4 +1589,121 @@ async fn a_batch_still_fetching_is_dropped_at_once_when_cancelled() {
     assert!(covered_days(&store, &source).await.is_empty());
     assert!(store.records_of_source(&source.stream.source).is_empty());
     assert_eq!(last_run(&store, &source).await.status, RunStatus::Cancelled);
+}
+
+// ------------------------------------------------------------ the new engine
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_counts_against_what_is_stored() {
+    let source = Arc::new(ScriptedSource::new("dry-stored"));
+    let store = Arc::new(MemoryStore::new());
+    engine(&source, &store)
+        .run(&september(5), &options(1))
+        .await
+        .unwrap();
+    let commits = store.commit_count();
+    let runs = store.runs(None, 10).await.unwrap().len();
+    source.bump_version(day("2024-09-02"));
+
+    // Days 1-5 are stored (day 2 has changed since), 6-10 are not.
+    let mut opts = options(2);
+    opts.dry_run = true;
+    opts.force = true;
+    let report = engine(&source, &store)
+        .run(&september(10), &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(
+        (
+            report.counts.created,
+            report.counts.updated,
+            report.counts.unchanged
+        ),
+        (15, 3, 12),
+        "classified as the real run would"
+    );
+    assert_eq!(store.commit_count(), commits, "nothing written");
+    assert_eq!(store.runs(None, 10).await.unwrap().len(), runs);
+    assert_eq!(covered_days(&store, &source).await, days_of(&september(5)));
+
+    // The real run then counts the same.
+    let mut real = options(2);
+    real.force = true;
+    let done = engine(&source, &store)
+        .run(&september(10), &real)
+        .await
+        .unwrap();
+    assert_eq!(done.counts, report.counts);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_pace_recovers_after_occasional_429s() {
+    // 2 a second and 60 a minute; every 25th request is refused, without
+    // Retry-After. The budget pauses, halves its pace and climbs back, so
+    // the run still uses most of what the limits allow.
+    let limits = RateLimits::new(Some(2), Some(60));
+    let mut server = Server::new(2, 60);
+    server.burst_every = 25;
+    server.burst_len = 1;
+    server.retry_after_half = false;
+    let server = Arc::new(server);
+    let mut source = ScriptedSource::new("recovery");
+    source.latency = Duration::from_millis(50);
+    source.server = Some(server.clone());
+    let source = Arc::new(source);
+    let store = Arc::new(MemoryStore::new());
+    let engine = Engine::new(
+        source.clone(),
+        store.clone(),
+        store.clone(),
+        Arc::new(RateLimiter::new(limits)),
+    );
+    let target = Target::days(day("2024-01-01"), day("2024-09-30"), source.tz).unwrap();
+    let started = Instant::now();
+    let report = engine.run(&target, &options(1)).await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
+    let state = server.state.lock().unwrap();
+    assert_eq!(state.breaches, 0);
+    assert!(state.sent_429 >= 5, "{} 429s", state.sent_429);
+    let rate = state.arrivals.len() as f64 / elapsed;
+    let allowed = limits.sustained_rate().unwrap();
+    println!(
+        "429 recovery: {} requests ({} refused) in {elapsed:.1} s: {rate:.3}/s of {allowed:.3}/s \
+         ({:.1}%)",
+        state.arrivals.len(),
+        state.sent_429,
+        100.0 * rate / allowed
+    );
+    assert!(
+        rate >= 0.85 * allowed,
+        "{rate:.3} requests/s of {allowed:.3} allowed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plan_prices_the_requests_the_run_makes() {
+    let mut source = ScriptedSource::new("plan");
+    source.requests_per_fetch = 3;
+    let source = Arc::new(source);
+    let store = Arc::new(MemoryStore::new());
+    engine(&source, &store)
+        .run(&september(4), &options(1))
+        .await
+        .unwrap();
+    let engine = engine(&source, &store);
+    let opts = options(2);
+    let plan = engine.plan(&september(10), &opts).await.unwrap();
+    assert_eq!(plan.requests_to_plan, 0, "nothing to ask the source");
+    assert_eq!((plan.units, plan.batches), (6, 3));
+    let before = source.requests();
+    let report = engine.run(&september(10), &opts).await.unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(
+        plan.requests, report.requests,
+        "a login and three requests for each of three windows"
+    );
+    assert_eq!(source.requests() - before, report.requests);
+    assert_eq!(plan.presets.len(), 4);
 }
