@@ -1638,6 +1638,45 @@ async fn a_dry_run_counts_against_what_is_stored() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_run_counters_are_what_the_server_counted() {
+    let mut source = ScriptedSource::new("counters");
+    source.requests_per_fetch = 2;
+    source.latency = Duration::from_millis(40);
+    let source = Arc::new(source);
+    source.fail(day("2024-09-02"), [Fault::RateLimited(None)]);
+    source.fail(
+        day("2024-09-04"),
+        [
+            Fault::Retryable,
+            Fault::RateLimited(Some(Duration::from_secs(1))),
+        ],
+    );
+    source.fail(day("2024-09-06"), [Fault::Retryable]);
+    source.fail(day("2024-09-09"), [Fault::BadData]);
+    // A session lasts 7 requests: requests that find it expired are sent
+    // again after the renewal.
+    source.session.lock().unwrap().requests_per_session = Some(7);
+    let store = Arc::new(MemoryStore::new());
+    let mut opts = options(1);
+    opts.max_in_flight = in_flight(3);
+    let report = engine(&source, &store)
+        .run(&september(10), &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Partial, "the bad batch");
+    let log = source.log.lock().unwrap();
+    assert!(log.auth_expired > 0 && log.repeats > 0);
+    assert_eq!(report.requests, log.requests, "requests");
+    assert_eq!(report.rate_limited, log.rate_limited, "429s");
+    assert_eq!(report.retries, log.repeats, "retries");
+    let stored = store.run(&report.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.requests, stored.rate_limited, stored.retries),
+        (log.requests, log.rate_limited, log.repeats)
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_pace_recovers_after_occasional_429s() {
     // 2 a second and 60 a minute; every 25th request is refused, without
     // Retry-After. The budget pauses, halves its pace and climbs back, so
