@@ -1638,6 +1638,79 @@ async fn a_dry_run_counts_against_what_is_stored() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn waits_longer_than_ten_seconds_are_announced() {
+    let source = Arc::new(ScriptedSource::new("waits"));
+    // The second batch's request gets a 429 asking for 45 s.
+    source.fail(
+        day("2024-09-02"),
+        [Fault::RateLimited(Some(Duration::from_secs(45)))],
+    );
+    let store = Arc::new(MemoryStore::new());
+    let budget = Arc::new(RateLimiter::unlimited().named("the scripted api"));
+    let named = Engine::new(source.clone(), store.clone(), store.clone(), budget);
+    let mut opts = options(1);
+    let events = collect_events(&mut opts);
+    let started = Instant::now();
+    let report = named.run(&september(3), &opts).await.unwrap();
+    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
+    assert_eq!(started.elapsed(), Duration::from_secs(45));
+    let waits: Vec<(String, Duration)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Waiting { what, waited } => Some((what.clone(), *waited)),
+            _ => None,
+        })
+        .collect();
+    // After 10 s, and again every 30 s.
+    assert_eq!(
+        waits,
+        [
+            (
+                "the request budget of the scripted api".to_string(),
+                Duration::from_secs(10)
+            ),
+            (
+                "the request budget of the scripted api".to_string(),
+                Duration::from_secs(40)
+            ),
+        ]
+    );
+
+    // A wait of less than 10 s says nothing; a slow store is announced too.
+    let source = Arc::new(ScriptedSource::new("slow-store"));
+    source.fail(
+        day("2024-09-02"),
+        [Fault::RateLimited(Some(Duration::from_secs(9)))],
+    );
+    let store = Arc::new(MemoryStore::new());
+    store.set_commit_delay(Duration::from_secs(12));
+    let mut opts = options(3);
+    let events = collect_events(&mut opts);
+    engine(&source, &store)
+        .run(&september(3), &opts)
+        .await
+        .unwrap();
+    let waits: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            ProgressEvent::Waiting { what, .. } => Some(what.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [format!(
+            "the store to commit days 2024-09-01..=2024-09-03 of {}",
+            source.stream
+        )]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_run_counters_are_what_the_server_counted() {
     let mut source = ScriptedSource::new("counters");
     source.requests_per_fetch = 2;

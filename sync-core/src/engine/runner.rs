@@ -492,14 +492,16 @@ struct Env<'a> {
 
 impl Env<'_> {
     /// Stores a batch (or counts it, in a dry run), retrying temporary store
-    /// failures.
+    /// failures. Long waits are announced by the caller, which watches the
+    /// whole commit, backoffs included.
     async fn commit(&self, batch: &Batch, records: &[Record]) -> Result<RecordCounts> {
         let what = || format!("the store to commit {} of {}", batch.span, self.stream);
+        let ctx = self.ctx.without_notice();
         if self.options.dry_run {
             return self
                 .options
                 .retry
-                .retry(self.ctx, what, || self.classify(records))
+                .retry(&ctx, what, || self.classify(records))
                 .await;
         }
         let covered = batch.covered_units();
@@ -517,7 +519,7 @@ impl Env<'_> {
         };
         self.options
             .retry
-            .retry(self.ctx, what, || self.engine.store.commit(commit))
+            .retry(&ctx, what, || self.engine.store.commit(commit))
             .await
     }
 

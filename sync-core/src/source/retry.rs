@@ -27,7 +27,7 @@ use crate::coverage::interval::DayRange;
 use crate::error::{Result, SyncError};
 use crate::plan::target::Batch;
 use crate::source::api::{Cursor, DayCounts, KeyPage, Page, Probe, Source, SourceInfo};
-use crate::source::context::{watched, FetchContext, Waiting, NOTICE_AFTER};
+use crate::source::context::{watched_apart, FetchContext, Waiting, NOTICE_AFTER};
 
 /// How often and how patiently to retry one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,7 +109,15 @@ impl RetryPolicy {
         let mut backoff = self.backoff();
         let mut rate_limited_retries: u32 = 0;
         loop {
-            let attempt = watched(op(), || format!("an answer to {}", what()), ctx.notice());
+            // A wait for the budget inside the attempt is announced by the
+            // budget; only the time the answer takes counts here.
+            let before = ctx.waited_so_far();
+            let attempt = watched_apart(
+                op(),
+                || format!("an answer to {}", what()),
+                ctx.notice(),
+                || ctx.waited_so_far().saturating_sub(before),
+            );
             let error = match attempt.await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
