@@ -321,6 +321,34 @@ async fn retrying_ends_within_max_elapsed() {
     assert!(started.elapsed() <= Duration::from_secs(10));
 }
 
+#[tokio::test(start_paused = true)]
+async fn retrying_counts_the_pauses_429s_ask_for_against_max_elapsed() {
+    // 429s that ask for 60 s each, paced by the budget: with two minutes in
+    // all, the operation gives up when the next pause would end past them.
+    let policy = RetryPolicy {
+        max_elapsed: Duration::from_secs(120),
+        ..steady(10)
+    };
+    let answers = [Answer::RateLimited(Some(Duration::from_secs(60))); 30];
+    let budget = Arc::new(RateLimiter::unlimited());
+    let mut script = Script::new().answering(answers).live();
+    script.latency = Duration::ZERO;
+    let script = Arc::new(script);
+    let source = Retrying::new(Paced::new(script.clone(), budget.clone()), policy.clone());
+    let ctx = self::ctx();
+    let started = Instant::now();
+    let err = source.fetch_page(&batch(), None, &ctx).await.unwrap_err();
+    assert!(matches!(err, SyncError::RateLimited { .. }), "{err:?}");
+    let took = started.elapsed();
+    assert!(
+        took <= policy.max_elapsed,
+        "{took:?}: all attempts took longer than {:?}",
+        policy.max_elapsed
+    );
+    assert_eq!(script.calls(), 3);
+    assert_eq!(budget.stats().rate_limited, 3);
+}
+
 // ----------------------------------------------------------- Authenticated
 
 #[tokio::test(start_paused = true)]

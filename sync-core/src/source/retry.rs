@@ -14,7 +14,9 @@
 //!
 //! All attempts of one operation together take at most
 //! [`RetryPolicy::max_elapsed`]: a dead endpoint fails in the time the
-//! policy states. Waits longer than a few seconds are announced.
+//! policy states. The pause a 429's `Retry-After` asks for counts as the
+//! wait before its retry, although the budget, not this loop, waits it out.
+//! Waits longer than a few seconds are announced.
 
 use std::future::Future;
 use std::time::Duration;
@@ -122,21 +124,24 @@ impl RetryPolicy {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let delay = match &error {
+            // `delay` is slept here; `wait` is how long the retry will wait
+            // before it is sent, in the budget too (the pause a 429's
+            // Retry-After asks for).
+            let (delay, wait) = match &error {
                 SyncError::Retryable { .. } => match backoff.next() {
-                    Some(delay) => delay,
+                    Some(delay) => (delay, delay),
                     None => return Err(error),
                 },
-                SyncError::RateLimited { .. } => {
+                SyncError::RateLimited { retry_after } => {
                     if rate_limited_retries >= self.max_rate_limited_retries {
                         return Err(error);
                     }
                     rate_limited_retries += 1;
-                    Duration::ZERO
+                    (Duration::ZERO, retry_after.unwrap_or_default())
                 }
                 _ => return Err(error),
             };
-            if started.elapsed() + delay > self.max_elapsed {
+            if started.elapsed() + wait > self.max_elapsed {
                 tracing::warn!(
                     stream = %ctx.stream(),
                     what = %what(),
