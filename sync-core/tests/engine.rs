@@ -1185,17 +1185,18 @@ async fn delta_on_a_day_source_without_a_change_listing_rechecks_days_by_age() {
     assert_eq!(delta.status, RunStatus::Completed);
     assert_eq!(delta.batches_done, 15);
     assert_eq!((delta.counts.updated, delta.counts.unchanged), (3, 14 * 3));
-    let log = source.log.lock().unwrap();
-    let again: Vec<&String> = log.fetches[21..].iter().map(|(s, _)| s).collect();
-    let want: Vec<String> = (0..=14)
-        .map(|back| format!("days {}", today - chrono::Duration::days(14 - back)))
-        .collect();
-    assert_eq!(again, want.iter().collect::<Vec<_>>());
-    assert!(
-        log.rechecks[21..].iter().all(|r| *r),
-        "re-checks say so to the source"
-    );
-    drop(log);
+    {
+        let log = source.log.lock().unwrap();
+        let again: Vec<&String> = log.fetches[21..].iter().map(|(s, _)| s).collect();
+        let want: Vec<String> = (0..=14)
+            .map(|back| format!("days {}", today - chrono::Duration::days(14 - back)))
+            .collect();
+        assert_eq!(again, want.iter().collect::<Vec<_>>());
+        assert!(
+            log.rechecks[21..].iter().all(|r| *r),
+            "re-checks say so to the source"
+        );
+    }
 
     // A refresh policy that re-checks nothing old fetches only today.
     let mut opts = options(1);
@@ -1737,16 +1738,18 @@ async fn the_run_counters_are_what_the_server_counted() {
         .await
         .unwrap();
     assert_eq!(report.status, RunStatus::Partial, "the bad batch");
-    let log = source.log.lock().unwrap();
-    assert!(log.auth_expired > 0 && log.repeats > 0);
-    assert_eq!(report.requests, log.requests, "requests");
-    assert_eq!(report.rate_limited, log.rate_limited, "429s");
-    assert_eq!(report.retries, log.repeats, "retries");
-    let stored = store.run(&report.id).await.unwrap().unwrap();
-    assert_eq!(
-        (stored.requests, stored.rate_limited, stored.retries),
+    let seen = {
+        let log = source.log.lock().unwrap();
+        assert!(log.auth_expired > 0 && log.repeats > 0);
         (log.requests, log.rate_limited, log.repeats)
+    };
+    assert_eq!(
+        (report.requests, report.rate_limited, report.retries),
+        seen,
+        "requests, 429s and retries"
     );
+    let stored = store.run(&report.id).await.unwrap().unwrap();
+    assert_eq!((stored.requests, stored.rate_limited, stored.retries), seen);
 }
 
 #[tokio::test(start_paused = true)]

@@ -699,8 +699,11 @@ async fn a_store_that_fails_at_begin_gets_no_request_sent() {
         .unwrap_err();
     assert!(matches!(err, SyncError::Fatal { .. }), "{err:?}");
     assert!(err.to_string().contains("closed"), "{err}");
-    let log = source.log();
-    assert_eq!((log.requests, log.probes), (0, 0));
+    let sent = {
+        let log = source.log();
+        (log.requests, log.probes)
+    };
+    assert_eq!(sent, (0, 0));
     assert!(store.inner.runs(None, 5).await.unwrap().is_empty());
 }
 
