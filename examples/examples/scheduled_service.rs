@@ -4,7 +4,6 @@
 //!
 //! `cargo run -p sync-examples --example scheduled_service`
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +12,10 @@ use sync_examples::{sample_csv, CsvBookingsSource};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let source = Arc::new(CsvBookingsSource::new(sample_csv()));
+    let tz = chrono_tz::UTC;
+    let source = Arc::new(CsvBookingsSource::new(sample_csv(), tz));
     let store = Arc::new(MemoryStore::new());
-    // One limiter for everything that uses the same credentials.
+    // One limiter for everything that talks to the same server.
     let limiter = Arc::new(RateLimiter::new(source.info().limits.scaled(0.8)));
     let engine = Engine::new(source, store.clone(), store, limiter);
 
@@ -35,13 +35,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The last week of the sample data; `force` re-reads it each round
         // so that changes at the source are picked up (unchanged rows are
         // counted, not rewritten).
-        let target = Target::days("2024-09-24".parse()?, "2024-09-30".parse()?, chrono_tz::UTC)?;
-        let options = SyncOptions {
-            batch_size: NonZeroU32::new(7).unwrap_or(NonZeroU32::MIN),
-            force: true,
-            cancel: cancel.clone(),
-            ..SyncOptions::default()
-        };
+        let target = Target::days("2024-09-24".parse()?, "2024-09-30".parse()?, tz)?;
+        let options = SyncOptions::builder()
+            .force(true)
+            .cancel(cancel.clone())
+            .build();
         let report = engine.run(&target, &options).await?;
         println!(
             "round {round}: {} ({} created, {} updated, {} unchanged)",

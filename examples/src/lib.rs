@@ -7,91 +7,103 @@
 //! - `cargo run -p sync-examples --example custom_source`
 //! - `cargo run -p sync-examples --example scheduled_service`
 
-use std::collections::BTreeMap;
-
-use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde_json::json;
+use sync_core::async_trait;
 use sync_core::{
-    Batch, BatchSpan, FetchContext, RateLimits, Record, Result, Source, SourceInfo, StreamId,
-    SyncError, Unit,
+    Batch, BatchSpan, Cursor, DayCounts, DayRange, FetchContext, Page, RateLimits, Record, Result,
+    Source, SourceInfo, StreamId, SyncError, Tz, Unit, Windows,
 };
 
-/// A source reading bookings from CSV text: `id,day,client,amount` per line.
+/// A source reading bookings from CSV text: `id,day,client,amount` per line,
+/// each day a local day in the business's time zone.
 ///
-/// Real sources make HTTP requests; this one shows the contract: declare the
-/// stream and limits in [`Source::info`], call [`FetchContext::acquire`]
-/// before each request, return every record of the batch or an error.
+/// Real sources make HTTP requests; this one shows the contract: describe
+/// the stream, its days and limits in [`Source::info`], call
+/// [`FetchContext::request`] right before each request, and answer one
+/// request per call (no retrying, no waiting: the engine wraps the source
+/// with retries, sessions and pacing).
 #[derive(Debug, Clone)]
 pub struct CsvBookingsSource {
     csv: String,
+    tz: Tz,
 }
 
 impl CsvBookingsSource {
-    /// A source over `csv` (no header line).
-    pub fn new(csv: impl Into<String>) -> Self {
-        Self { csv: csv.into() }
+    /// A source over `csv` (no header line) whose days are local to `tz`.
+    pub fn new(csv: impl Into<String>, tz: Tz) -> Self {
+        Self {
+            csv: csv.into(),
+            tz,
+        }
     }
 
-    fn parse_line(line: &str) -> Result<(String, NaiveDate, String, f64)> {
-        let bad = |what: &str| SyncError::bad_data(format!("line {line:?}: {what}"));
-        let mut f = line.split(',').map(str::trim);
-        let id = f
-            .next()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad("missing id"))?;
-        let day = f
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad day"))?;
-        let client = f.next().ok_or_else(|| bad("missing client"))?;
-        let amount = f
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("bad amount"))?;
-        Ok((id.to_string(), day, client.to_string(), amount))
+    /// Every booking of `range`, read from the whole file.
+    fn bookings(&self, range: DayRange) -> Result<Vec<(String, NaiveDate, String, f64)>> {
+        let mut out = Vec::new();
+        for line in self.csv.lines().filter(|l| !l.trim().is_empty()) {
+            let bad = |what: &str| SyncError::bad_data(format!("line {line:?}: {what}"));
+            let mut f = line.split(',').map(str::trim);
+            let id = f
+                .next()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| bad("missing id"))?;
+            let day: NaiveDate = f
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("bad day"))?;
+            let client = f.next().ok_or_else(|| bad("missing client"))?;
+            let amount = f
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| bad("bad amount"))?;
+            if range.contains(day) {
+                out.push((id.to_string(), day, client.to_string(), amount));
+            }
+        }
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl Source for CsvBookingsSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            stream: StreamId::new("csv:bookings", "bookings"),
-            limits: RateLimits::new(Some(10), None),
-            supports_delta: false,
-            supports_day_counts: true,
-            requests_per_unit: 1.0,
-        }
+        let stream = StreamId::new("csv:bookings", "bookings");
+        SourceInfo::days(stream, self.tz, Windows::Fixed { days: 7 })
+            .with_limits(RateLimits::new(Some(10), None))
+            .with_day_counts()
     }
 
-    async fn fetch(&self, batch: &Batch, ctx: &FetchContext) -> Result<Vec<Record>> {
-        let BatchSpan::Days { range, .. } = &batch.span else {
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        _: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
+        let BatchSpan::Days { range, .. } = batch.span else {
             return Err(SyncError::invalid_input("CSV bookings are synced by day"));
         };
-        ctx.acquire().await?; // one "request" per batch
-        let mut records = Vec::new();
-        for line in self.csv.lines().filter(|l| !l.trim().is_empty()) {
-            let (id, day, client, amount) = Self::parse_line(line)?;
-            if range.contains(day) {
+        ctx.request().await?; // one "request" per window: a single page
+        let records = self
+            .bookings(range)?
+            .into_iter()
+            .map(|(id, day, client, amount)| {
                 let payload = json!({"id": id, "day": day, "client": client, "amount": amount});
-                records.push(Record::new("booking", id, Unit::Day(day), payload));
-            }
-        }
-        Ok(records)
+                Record::new("booking", id, Unit::Day(day), payload)
+            });
+        Ok(Page::last(records.collect()))
     }
 
     async fn day_counts(
         &self,
-        range: sync_core::DayRange,
-        _ctx: &FetchContext,
-    ) -> Result<Option<BTreeMap<NaiveDate, u64>>> {
-        let mut counts = BTreeMap::new();
-        for line in self.csv.lines().filter(|l| !l.trim().is_empty()) {
-            let (_, day, _, _) = Self::parse_line(line)?;
-            if range.contains(day) {
-                *counts.entry(day).or_insert(0) += 1;
-            }
+        range: DayRange,
+        _: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<DayCounts>> {
+        ctx.request().await?;
+        let mut counts = DayCounts::default();
+        for (_, day, _, _) in self.bookings(range)? {
+            *counts.counts.entry(day).or_insert(0) += 1;
         }
         Ok(Some(counts))
     }

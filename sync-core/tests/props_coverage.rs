@@ -6,8 +6,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use proptest::prelude::*;
-use sync_core::interval::{IntervalSet, Point, Span};
-use sync_core::{Coverage, Target, TargetCoverage};
+use sync_core::{Coverage, IntervalSet, Point, Span, Target, TargetCoverage, Unit};
 
 /// Offsets of generated points from a base: small, so the model stays cheap
 /// and spans overlap, touch and leave gaps often.
@@ -99,7 +98,7 @@ fn check_set_and_target<T: Point>(spans: &[Span<T>], target: Span<T>) -> Result<
     let ranges: Vec<Span<T>> = set.spans().collect();
     assert_canonical(&ranges)?;
     prop_assert_eq!(&self::model(&ranges), &model);
-    prop_assert_eq!(set.len(), model.len() as u64);
+    prop_assert_eq!(set.len(), model.len() as u128);
     prop_assert_eq!(set.is_empty(), model.is_empty());
     let probe_lo = t0
         .min(model.first().copied().unwrap_or(t0))
@@ -115,7 +114,7 @@ fn check_set_and_target<T: Point>(spans: &[Span<T>], target: Span<T>) -> Result<
 
     // Covered points and gaps partition the target.
     let covered: BTreeSet<i64> = model.intersection(&in_target).copied().collect();
-    prop_assert_eq!(set.count_within(target), covered.len() as u64);
+    prop_assert_eq!(set.count_within(target), covered.len() as u128);
     let gaps = set.gaps(target);
     assert_canonical(&gaps)?;
     let mut gap_points = BTreeSet::new();
@@ -144,12 +143,12 @@ fn check_set_and_target<T: Point>(spans: &[Span<T>], target: Span<T>) -> Result<
     }
     let union: BTreeSet<i64> = covered.union(&gap_points).copied().collect();
     prop_assert_eq!(&union, &in_target);
-    let gap_total: u64 = gaps.iter().map(Span::len).sum();
-    prop_assert_eq!(covered.len() as u64 + gap_total, target.len());
+    let gap_total: u128 = gaps.iter().map(Span::len).sum();
+    prop_assert_eq!(covered.len() as u128 + gap_total, target.len());
 
     // The summary agrees, and its percent is 100 exactly when nothing is missing.
     let summary = set.coverage(target);
-    prop_assert_eq!(summary.covered, covered.len() as u64);
+    prop_assert_eq!(summary.covered, covered.len() as u128);
     prop_assert_eq!(summary.total, target.len());
     prop_assert_eq!(&summary.gaps, &gaps);
     let percent = summary.percent();
@@ -243,18 +242,28 @@ proptest! {
         check_order_independent(&spans, &shuffled)?;
     }
 
-    /// Coverage of a day or key target through `Coverage::of_target` is the
-    /// interval set's coverage.
+    /// Coverage of a day target through `Target::coverage` is the interval
+    /// set's coverage, and its gaps are the set's gaps.
     #[test]
     fn target_coverage_matches_set_coverage((spans, target, _) in days_case()) {
         let mut c = Coverage::default();
         spans.iter().for_each(|s| c.days.insert(*s));
         let t = Target::Days { range: target, tz: chrono_tz::UTC };
-        let TargetCoverage::Days(s) = c.of_target(&t) else {
+        let TargetCoverage::Days(s) = t.coverage(&c) else {
             return Err(TestCaseError::fail("a day target gives day coverage"));
         };
         prop_assert_eq!(&s, &c.days.coverage(target));
-        prop_assert_eq!(c.of_target(&t).percent() == 100.0, c.of_target(&t).gap_count() == 0);
+        let tc = t.coverage(&c);
+        prop_assert_eq!(tc.percent() == 100.0, tc.gap_count() == 0);
+        prop_assert_eq!(tc.is_complete(), tc.gap_count() == 0);
+        let gaps: Vec<(Unit, Unit)> = c
+            .days
+            .gaps(target)
+            .into_iter()
+            .map(|g| (Unit::Day(g.first), Unit::Day(g.last)))
+            .collect();
+        prop_assert_eq!(tc.gaps(), gaps);
+        prop_assert_eq!(t.day_range(), Some(target));
     }
 
     /// For an id list: covered ids plus the ids in gaps are exactly the
@@ -272,12 +281,12 @@ proptest! {
         let cov_model = model(&covered);
         let distinct: BTreeSet<i64> = ids.iter().copied().collect();
         let t = Target::KeyList(ids.clone());
-        let TargetCoverage::Keys(s) = c.of_target(&t) else {
+        let TargetCoverage::Keys(s) = t.coverage(&c) else {
             return Err(TestCaseError::fail("an id list gives key coverage"));
         };
-        prop_assert_eq!(s.total, distinct.len() as u64);
-        prop_assert_eq!(t.unit_count(), distinct.len() as u64);
-        let want_covered = distinct.iter().filter(|i| cov_model.contains(i)).count() as u64;
+        prop_assert_eq!(s.total, distinct.len() as u128);
+        prop_assert_eq!(t.unit_count(), distinct.len() as u128);
+        let want_covered = distinct.iter().filter(|i| cov_model.contains(i)).count() as u128;
         prop_assert_eq!(s.covered, want_covered);
         assert_canonical(&s.gaps)?;
         let mut in_gaps = BTreeSet::new();
@@ -311,7 +320,7 @@ proptest! {
         let kept: IntervalSet<i64> = holes.gaps(target).into_iter().collect();
         let c = kept.coverage(target);
         let exact = 100.0 * c.covered as f64 / total as f64;
-        prop_assert_eq!(c.covered, (total as u64) - holes.len());
+        prop_assert_eq!(c.covered, (total as u128) - holes.len());
         prop_assert!(c.percent() <= exact + 1e-9, "{} > {}", c.percent(), exact);
         prop_assert!(c.percent() > exact - 0.01 - 1e-9, "{} vs {}", c.percent(), exact);
         prop_assert_eq!(c.percent() == 100.0, holes.is_empty());

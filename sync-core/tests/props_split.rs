@@ -8,9 +8,10 @@ use std::num::NonZeroU32;
 use chrono::{NaiveDate, TimeDelta, TimeZone};
 use chrono_tz::Tz;
 use proptest::prelude::*;
-use sync_core::batch::{local_day_of, local_day_start_utc, local_days_utc_bounds};
-use sync_core::interval::{Point, Span};
-use sync_core::{split, split_uncovered, Batch, BatchSpan, Coverage, Order, Target};
+use sync_core::plan::{
+    local_day_of, local_day_start_utc, local_days_utc_bounds, split, split_uncovered,
+};
+use sync_core::{Batch, BatchSpan, Coverage, Order, Point, Span, Target};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -107,7 +108,7 @@ fn check_batches(
             b,
             size
         );
-        prop_assert_eq!(b.unit_count(), points.len() as u64);
+        prop_assert_eq!(b.unit_count(), points.len() as u128);
         for p in points {
             prop_assert!(
                 want.contains(p),

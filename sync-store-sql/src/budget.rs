@@ -58,7 +58,10 @@ impl<D: Dialect> SqlStore<D> {
             .first()
             .ok_or_else(|| Error::Corrupt(format!("request budget {key:?} has no row")))?;
         let now = clock(D::Db::int(row, "now").doing("reading the database clock")?);
-        let mut schedule = schedule_of(key, &D::Db::text(row, "state").doing("reading the request budget")?);
+        let mut schedule = schedule_of(
+            key,
+            &D::Db::text(row, "state").doing("reading the request budget")?,
+        );
         update(&mut schedule, now);
         let state = serde_json::to_string(&schedule)
             .map_err(|e| Error::Corrupt(format!("request budget {key:?}: {e}")))?;
@@ -74,7 +77,10 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     async fn read_budget(&self, key: &str) -> Result<Option<(Schedule, Duration)>, Error> {
-        let sql = format!("SELECT state, {} AS now FROM budgets WHERE key = $1", D::NOW_MICROS);
+        let sql = format!(
+            "SELECT state, {} AS now FROM budgets WHERE key = $1",
+            D::NOW_MICROS
+        );
         let mut conn = self.conn().await?;
         let rows = D::Db::fetch_all(&mut *conn, &sql, vec![Arg::Str(key)])
             .await

@@ -68,15 +68,22 @@ macro_rules! delegate_store {
                     ::std::time::Duration,
                 ) + Send),
             ) -> $crate::__private::sync_core::Result<::std::time::Duration> {
-                $crate::__private::sync_core::BudgetStore::update_schedule(&self.$field, key, update)
-                    .await
+                $crate::__private::sync_core::BudgetStore::update_schedule(
+                    &self.$field,
+                    key,
+                    update,
+                )
+                .await
             }
 
             async fn schedule(
                 &self,
                 key: &str,
             ) -> $crate::__private::sync_core::Result<
-                ::std::option::Option<($crate::__private::sync_core::Schedule, ::std::time::Duration)>,
+                ::std::option::Option<(
+                    $crate::__private::sync_core::Schedule,
+                    ::std::time::Duration,
+                )>,
             > {
                 $crate::__private::sync_core::BudgetStore::schedule(&self.$field, key).await
             }
@@ -90,8 +97,13 @@ macro_rules! delegate_store {
                 stream: &$crate::__private::sync_core::StreamId,
                 batches: &[$crate::__private::sync_core::Batch],
             ) -> $crate::__private::sync_core::Result<bool> {
-                $crate::__private::sync_core::WorkQueue::plan_job(&self.$field, job, stream, batches)
-                    .await
+                $crate::__private::sync_core::WorkQueue::plan_job(
+                    &self.$field,
+                    job,
+                    stream,
+                    batches,
+                )
+                .await
             }
 
             async fn claim(
@@ -102,7 +114,8 @@ macro_rules! delegate_store {
             ) -> $crate::__private::sync_core::Result<
                 ::std::option::Option<$crate::__private::sync_core::Claim>,
             > {
-                $crate::__private::sync_core::WorkQueue::claim(&self.$field, job, worker, lease).await
+                $crate::__private::sync_core::WorkQueue::claim(&self.$field, job, worker, lease)
+                    .await
             }
 
             async fn heartbeat(
@@ -110,7 +123,8 @@ macro_rules! delegate_store {
                 worker: &str,
                 lease: ::std::time::Duration,
             ) -> $crate::__private::sync_core::Result<()> {
-                $crate::__private::sync_core::WorkQueue::heartbeat(&self.$field, worker, lease).await
+                $crate::__private::sync_core::WorkQueue::heartbeat(&self.$field, worker, lease)
+                    .await
             }
 
             async fn release(
@@ -119,14 +133,20 @@ macro_rules! delegate_store {
                 worker: &str,
                 replacement: &[$crate::__private::sync_core::Batch],
             ) -> $crate::__private::sync_core::Result<()> {
-                $crate::__private::sync_core::WorkQueue::release(&self.$field, claim, worker, replacement)
-                    .await
+                $crate::__private::sync_core::WorkQueue::release(
+                    &self.$field,
+                    claim,
+                    worker,
+                    replacement,
+                )
+                .await
             }
 
             async fn progress(
                 &self,
                 job: &str,
-            ) -> $crate::__private::sync_core::Result<$crate::__private::sync_core::JobProgress> {
+            ) -> $crate::__private::sync_core::Result<$crate::__private::sync_core::JobProgress>
+            {
                 $crate::__private::sync_core::WorkQueue::progress(&self.$field, job).await
             }
         }

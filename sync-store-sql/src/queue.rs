@@ -42,7 +42,12 @@ pub(crate) async fn complete<D: Dialect>(
 }
 
 impl<D: Dialect> SqlStore<D> {
-    async fn queue_job(&self, job: &str, stream: &StreamId, batches: &[Batch]) -> Result<bool, Error> {
+    async fn queue_job(
+        &self,
+        job: &str,
+        stream: &StreamId,
+        batches: &[Batch],
+    ) -> Result<bool, Error> {
         let mut tx = self.begin_write("planning a job").await?;
         let inserted = D::Db::fetch_all(
             &mut *tx,
@@ -78,7 +83,12 @@ impl<D: Dialect> SqlStore<D> {
         Ok(true)
     }
 
-    async fn claim_batch(&self, job: &str, worker: &str, lease: Duration) -> Result<Option<Claim>, Error> {
+    async fn claim_batch(
+        &self,
+        job: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Claim>, Error> {
         let now = D::NOW_MICROS;
         let sql = format!(
             "UPDATE work_queue SET state = 'claimed', worker = $2, lease_until = {now} + $3, \
@@ -140,13 +150,22 @@ impl<D: Dialect> SqlStore<D> {
         );
         let mut tx = self.begin_write("renewing the worker's leases").await?;
         self.seen(&mut tx, worker).await?;
-        D::Db::execute(&mut *tx, &sql, vec![Arg::Str(worker), Arg::Int(micros(lease))])
-            .await
-            .doing("renewing the worker's leases")?;
+        D::Db::execute(
+            &mut *tx,
+            &sql,
+            vec![Arg::Str(worker), Arg::Int(micros(lease))],
+        )
+        .await
+        .doing("renewing the worker's leases")?;
         tx.commit().await.doing("renewing the worker's leases")
     }
 
-    async fn give_back(&self, claim: ClaimId, worker: &str, replacement: &[Batch]) -> Result<(), Error> {
+    async fn give_back(
+        &self,
+        claim: ClaimId,
+        worker: &str,
+        replacement: &[Batch],
+    ) -> Result<(), Error> {
         let mut tx = self.begin_write("giving a batch back").await?;
         if replacement.is_empty() {
             D::Db::execute(
@@ -174,7 +193,11 @@ impl<D: Dialect> SqlStore<D> {
                         &mut *tx,
                         "INSERT INTO work_queue (job, position, batch, state, attempts) \
                          VALUES ($1, $2, $3, 'pending', 0)",
-                        vec![Arg::Str(&job), Arg::Int(position), Arg::Text(batch_text(batch)?)],
+                        vec![
+                            Arg::Str(&job),
+                            Arg::Int(position),
+                            Arg::Text(batch_text(batch)?),
+                        ],
                     )
                     .await
                     .doing("queueing the replacing batches")?;
@@ -206,8 +229,12 @@ impl<D: Dialect> SqlStore<D> {
         .doing("reading a job's progress")?;
         let mut p = JobProgress::default();
         for row in &rows {
-            let n = u64::try_from(D::Db::int(row, "n").doing("reading a job's progress")?).unwrap_or(0);
-            match D::Db::text(row, "class").doing("reading a job's progress")?.as_str() {
+            let n =
+                u64::try_from(D::Db::int(row, "n").doing("reading a job's progress")?).unwrap_or(0);
+            match D::Db::text(row, "class")
+                .doing("reading a job's progress")?
+                .as_str()
+            {
                 "done" => p.done += n,
                 "claimed" => p.claimed += n,
                 "failed" => p.failed += n,
@@ -221,7 +248,11 @@ impl<D: Dialect> SqlStore<D> {
 
     /// Fails the runs of workers not seen for `silent` (they died), so
     /// that the history does not show them in progress forever.
-    pub(crate) async fn fail_dead_workers(&self, stream: &StreamId, silent: Duration) -> Result<(), Error> {
+    pub(crate) async fn fail_dead_workers(
+        &self,
+        stream: &StreamId,
+        silent: Duration,
+    ) -> Result<(), Error> {
         let sql = format!(
             "UPDATE runs SET status = 'failed', finished_at = COALESCE(finished_at, $3), \
              errors = {} \
@@ -249,13 +280,23 @@ impl<D: Dialect> SqlStore<D> {
 
 #[async_trait]
 impl<D: Dialect> WorkQueue for SqlStore<D> {
-    async fn plan_job(&self, job: &str, stream: &StreamId, batches: &[Batch]) -> sync_core::Result<bool> {
+    async fn plan_job(
+        &self,
+        job: &str,
+        stream: &StreamId,
+        batches: &[Batch],
+    ) -> sync_core::Result<bool> {
         self.queue_job(job, stream, batches)
             .await
             .map_err(Error::into_sync::<D>)
     }
 
-    async fn claim(&self, job: &str, worker: &str, lease: Duration) -> sync_core::Result<Option<Claim>> {
+    async fn claim(
+        &self,
+        job: &str,
+        worker: &str,
+        lease: Duration,
+    ) -> sync_core::Result<Option<Claim>> {
         self.claim_batch(job, worker, lease)
             .await
             .map_err(Error::into_sync::<D>)
@@ -267,7 +308,12 @@ impl<D: Dialect> WorkQueue for SqlStore<D> {
             .map_err(Error::into_sync::<D>)
     }
 
-    async fn release(&self, claim: ClaimId, worker: &str, replacement: &[Batch]) -> sync_core::Result<()> {
+    async fn release(
+        &self,
+        claim: ClaimId,
+        worker: &str,
+        replacement: &[Batch],
+    ) -> sync_core::Result<()> {
         self.give_back(claim, worker, replacement)
             .await
             .map_err(Error::into_sync::<D>)

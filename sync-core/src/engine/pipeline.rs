@@ -47,7 +47,8 @@ pub(crate) struct Env<'a> {
 
 impl Env<'_> {
     /// Stores a batch (or counts it, in a dry run), retrying temporary store
-    /// failures.
+    /// failures. Long waits are announced by the caller, which watches the
+    /// whole commit, backoffs included.
     async fn commit(
         &self,
         batch: &Batch,
@@ -55,11 +56,12 @@ impl Env<'_> {
         claim: Option<ClaimId>,
     ) -> Result<RecordCounts> {
         let what = || format!("the store to commit {} of {}", batch.span, self.stream);
+        let ctx = self.ctx.without_notice();
         if self.options.dry_run {
             return self
                 .options
                 .retry
-                .retry(self.ctx, what, || self.classify(records))
+                .retry(&ctx, what, || self.classify(records))
                 .await;
         }
         let covered = batch.covered_units();
@@ -78,7 +80,7 @@ impl Env<'_> {
         };
         self.options
             .retry
-            .retry(self.ctx, what, || self.store.commit(commit))
+            .retry(&ctx, what, || self.store.commit(commit))
             .await
     }
 
@@ -174,6 +176,8 @@ pub(crate) struct Pipeline<'a> {
     /// By local sequence number.
     slots: BTreeMap<u64, Slot>,
     next_slot: u64,
+    /// Batches fetched whole and being stored: they hold their records too.
+    committing: usize,
     /// Units covered so far (before the run, plus every stored batch).
     covered: Coverage,
     units_total: u64,
@@ -184,6 +188,8 @@ pub(crate) struct Pipeline<'a> {
     started: Instant,
     /// When the current stretch of work began, and the pause after it.
     stretch_began: Instant,
+    /// Batches started in the current stretch.
+    stretch_batches: usize,
     paused_until: Option<Instant>,
     /// The feed had nothing; look again then.
     look_again: Option<Instant>,
@@ -209,6 +215,7 @@ impl<'a> Pipeline<'a> {
             target,
             slots: BTreeMap::new(),
             next_slot: 0,
+            committing: 0,
             units_total: saturate(target.unit_count()),
             covered,
             batches_expected: expected.batches,
@@ -216,6 +223,7 @@ impl<'a> Pipeline<'a> {
             round_trip: None,
             started: now,
             stretch_began: now,
+            stretch_batches: 0,
             paused_until: None,
             look_again: None,
             exhausted: false,
@@ -266,12 +274,25 @@ impl<'a> Pipeline<'a> {
         None
     }
 
+    /// Whether another batch may start: memory holds the batches being
+    /// fetched and those being stored, so both count against the depth (a
+    /// slow store must not let the fetched batches pile up).
     fn may_start_batch(&self, now: Instant) -> bool {
         !self.stop.is_cancelled()
             && !self.exhausted
             && self.paused_until.is_none_or(|p| now >= p)
             && self.look_again.is_none_or(|t| now >= t)
-            && self.slots.len() <= self.depth()
+            && self.slots.len() + self.committing <= self.depth()
+            && !self.stretch_is_over(now)
+    }
+
+    /// Whether the current stretch of work has had its time (and at least
+    /// one batch): no batch starts until its pause is over.
+    fn stretch_is_over(&self, now: Instant) -> bool {
+        let options = self.env.options;
+        !options.pause.is_zero()
+            && self.stretch_batches > 0
+            && now.duration_since(self.stretch_began) >= options.work_between_pauses
     }
 
     async fn next_batch(&mut self) -> Result<Next> {
@@ -308,6 +329,7 @@ impl<'a> Pipeline<'a> {
             }
         };
         self.look_again = None;
+        self.stretch_batches += 1;
         let span = batch.span.to_string();
         tracing::info!(run_id = %self.env.run, stream = %self.env.stream, batch = batch.index, span = %span, recheck = batch.recheck, "batch started");
         emit(
@@ -361,6 +383,7 @@ impl<'a> Pipeline<'a> {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dropped = false;
         loop {
+            self.maybe_pause(Instant::now());
             // Fill the pipeline: requests of batches under way first, then
             // new batches.
             while !self.stop.is_cancelled() && self.in_flight() < self.depth() {
@@ -420,6 +443,7 @@ impl<'a> Pipeline<'a> {
                     match self.on_page(done, report) {
                         AfterPage::Nothing => {}
                         AfterPage::Store(batch, records, claim) => {
+                            self.committing += 1;
                             commits.push(Box::pin(store(env, batch, records, claim)));
                         }
                         AfterPage::Release(claim, replacement) => self.release(claim, &replacement).await,
@@ -521,6 +545,7 @@ impl<'a> Pipeline<'a> {
                         Some(claim) => AfterPage::Release(claim, self.work.cut(&slot.batch)),
                         None => {
                             self.work.give_back(slot.batch);
+                            self.exhausted = false;
                             AfterPage::Nothing
                         }
                     };
@@ -546,6 +571,7 @@ impl<'a> Pipeline<'a> {
     }
 
     fn on_commit(&mut self, (batch, result): CommitDone, report: &mut RunReport) {
+        self.committing -= 1;
         let env = self.env;
         let index = batch.index;
         match result {
@@ -574,7 +600,6 @@ impl<'a> Pipeline<'a> {
                         eta: eta(requests, left, elapsed),
                     },
                 );
-                self.maybe_pause();
             }
             Err(SyncError::Cancelled) => {}
             Err(error) => {
@@ -585,18 +610,24 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// After each stretch of work, the preset's pause.
-    fn maybe_pause(&mut self) {
-        let options = self.env.options;
-        if options.pause.is_zero() {
+    /// After each stretch of work, the preset's pause: it begins when the
+    /// last batch of the stretch has ended (stored or failed), so that no
+    /// request goes out during it; none follows the last batch of the run.
+    fn maybe_pause(&mut self, now: Instant) {
+        if self.stop.is_cancelled()
+            || !self.stretch_is_over(now)
+            || !self.slots.is_empty()
+            || self.committing > 0
+            || self.exhausted
+            || self.work.expected().batches == 0
+        {
             return;
         }
-        let now = Instant::now();
-        if now.duration_since(self.stretch_began) >= options.work_between_pauses {
-            tracing::info!(stream = %self.env.stream, pause_ms = options.pause.as_millis() as u64, "pausing between stretches of work");
-            self.paused_until = Some(now + options.pause);
-            self.stretch_began = now + options.pause;
-        }
+        let options = self.env.options;
+        tracing::info!(stream = %self.env.stream, pause_ms = options.pause.as_millis() as u64, "pausing between stretches of work");
+        self.paused_until = Some(now + options.pause);
+        self.stretch_began = now + options.pause;
+        self.stretch_batches = 0;
     }
 }
 

@@ -4,8 +4,10 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,20 +40,38 @@ pub(crate) async fn watched<F: Future>(
     what: impl Fn() -> String,
     notice: Option<&WaitNotice>,
 ) -> F::Output {
+    watched_apart(fut, what, notice, || Duration::ZERO).await
+}
+
+/// As [`watched`], leaving out of the wait the time `apart` says was spent
+/// waiting for something announced on its own (the budget), so that one
+/// wait is not announced twice, the second time as something else.
+pub(crate) async fn watched_apart<F: Future>(
+    fut: F,
+    what: impl Fn() -> String,
+    notice: Option<&WaitNotice>,
+    apart: impl Fn() -> Duration,
+) -> F::Output {
     tokio::pin!(fut);
-    let started = tokio::time::Instant::now();
-    let mut next = started + NOTICE_AFTER;
+    let started = Instant::now();
+    let mut threshold = NOTICE_AFTER;
     loop {
+        // Never in the past while the wait is below the threshold.
+        let at = started + threshold + apart();
         tokio::select! {
             biased;
             out = &mut fut => return out,
-            _ = tokio::time::sleep_until(next) => {
-                let waiting = Waiting { what: what(), waited: started.elapsed() };
+            _ = tokio::time::sleep_until(at) => {
+                let waited = started.elapsed().saturating_sub(apart());
+                if waited < threshold {
+                    continue;
+                }
+                let waiting = Waiting { what: what(), waited };
                 tracing::warn!(waiting_for = %waiting.what, waited_s = waiting.waited.as_secs(), "still waiting");
                 if let Some(notice) = notice {
                     notice(&waiting);
                 }
-                next += NOTICE_EVERY;
+                threshold += NOTICE_EVERY;
             }
         }
     }
@@ -97,6 +117,8 @@ pub struct FetchContext {
     notice: Option<WaitNotice>,
     /// Time this operation spent waiting for the budget, in nanoseconds.
     waited: Arc<AtomicU64>,
+    /// When the budget wait under way began, if one is.
+    waiting_since: Arc<Mutex<Option<Instant>>>,
 }
 
 impl std::fmt::Debug for FetchContext {
@@ -123,6 +145,7 @@ impl FetchContext {
             cancel: CancellationToken::new(),
             notice: None,
             waited: Arc::default(),
+            waiting_since: Arc::default(),
         }
     }
 
@@ -131,6 +154,7 @@ impl FetchContext {
     pub fn for_operation(&self) -> Self {
         Self {
             waited: Arc::default(),
+            waiting_since: Arc::default(),
             ..self.clone()
         }
     }
@@ -139,6 +163,12 @@ impl FetchContext {
     /// [`FetchContext::for_operation`]) waited for the budget.
     pub fn waited(&self) -> Duration {
         Duration::from_nanos(self.waited.load(Ordering::Relaxed))
+    }
+
+    /// [`FetchContext::waited`] plus the budget wait under way, if any.
+    pub(crate) fn waited_so_far(&self) -> Duration {
+        let since = *self.waiting_since.lock().unwrap_or_else(|e| e.into_inner());
+        self.waited() + since.map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     /// Draws every request from `budget` (what [`Paced`](crate::Paced) does).
@@ -181,7 +211,7 @@ impl FetchContext {
             return Err(SyncError::Cancelled);
         }
         if let Some(budget) = &self.budget {
-            let started = tokio::time::Instant::now();
+            let _timing = BudgetWait::begin(self);
             let wait = watched(
                 budget.acquire(),
                 || format!("the request budget of {}", budget.name()),
@@ -192,8 +222,6 @@ impl FetchContext {
                 _ = self.cancel.cancelled() => return Err(SyncError::Cancelled),
                 granted = wait => granted?,
             }
-            let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            self.waited.fetch_add(waited, Ordering::Relaxed);
         }
         self.meter.requests.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -223,12 +251,52 @@ impl FetchContext {
         self.notice.as_ref()
     }
 
+    /// The same context, announcing no wait (the caller announces them).
+    pub(crate) fn without_notice(&self) -> Self {
+        Self {
+            notice: None,
+            ..self.clone()
+        }
+    }
+
     /// Records already stored for this stream that match `query`; empty when
     /// the context has no store.
     pub async fn existing(&self, query: &ExistingQuery) -> Result<Vec<StoredRecord>> {
         match &self.store {
             Some(store) => store.existing(&self.stream, query).await,
             None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Times one budget wait of a context, however it ends.
+struct BudgetWait<'a> {
+    ctx: &'a FetchContext,
+    started: Instant,
+}
+
+impl<'a> BudgetWait<'a> {
+    fn begin(ctx: &'a FetchContext) -> Self {
+        let started = Instant::now();
+        ctx.waiting_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(started);
+        Self { ctx, started }
+    }
+}
+
+impl Drop for BudgetWait<'_> {
+    fn drop(&mut self) {
+        let waited = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.ctx.waited.fetch_add(waited, Ordering::Relaxed);
+        let mut since = self
+            .ctx
+            .waiting_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *since == Some(self.started) {
+            *since = None;
         }
     }
 }

@@ -14,7 +14,9 @@
 //!
 //! All attempts of one operation together take at most
 //! [`RetryPolicy::max_elapsed`]: a dead endpoint fails in the time the
-//! policy states. Waits longer than a few seconds are announced.
+//! policy states. The pause a 429's `Retry-After` asks for counts as the
+//! wait before its retry, although the budget, not this loop, waits it out.
+//! Waits longer than a few seconds are announced.
 
 use std::future::Future;
 use std::time::Duration;
@@ -27,7 +29,7 @@ use crate::coverage::interval::DayRange;
 use crate::error::{Result, SyncError};
 use crate::plan::target::Batch;
 use crate::source::api::{Cursor, DayCounts, KeyPage, Page, Probe, Source, SourceInfo};
-use crate::source::context::{watched, FetchContext, Waiting, NOTICE_AFTER, NOTICE_EVERY};
+use crate::source::context::{watched_apart, FetchContext, Waiting, NOTICE_AFTER, NOTICE_EVERY};
 
 /// How often and how patiently to retry one operation.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,26 +116,37 @@ impl RetryPolicy {
         let mut next_notice = started + NOTICE_AFTER;
         loop {
             attempts += 1;
-            let attempt = watched(op(), || format!("an answer to {}", what()), ctx.notice());
+            // A wait for the budget inside the attempt is announced by the
+            // budget; only the time the answer takes counts here.
+            let before = ctx.waited_so_far();
+            let attempt = watched_apart(
+                op(),
+                || format!("an answer to {}", what()),
+                ctx.notice(),
+                || ctx.waited_so_far().saturating_sub(before),
+            );
             let error = match attempt.await {
                 Ok(value) => return Ok(value),
                 Err(error) => error,
             };
-            let delay = match &error {
+            // `delay` is slept here; `wait` is how long the retry will wait
+            // before it is sent, in the budget too (the pause a 429's
+            // Retry-After asks for).
+            let (delay, wait) = match &error {
                 SyncError::Retryable { .. } => match backoff.next() {
-                    Some(delay) => delay,
+                    Some(delay) => (delay, delay),
                     None => return Err(error),
                 },
-                SyncError::RateLimited { .. } => {
+                SyncError::RateLimited { retry_after } => {
                     if rate_limited_retries >= self.max_rate_limited_retries {
                         return Err(error);
                     }
                     rate_limited_retries += 1;
-                    Duration::ZERO
+                    (Duration::ZERO, retry_after.unwrap_or_default())
                 }
                 _ => return Err(error),
             };
-            if started.elapsed() + delay > self.max_elapsed {
+            if started.elapsed() + wait > self.max_elapsed {
                 tracing::warn!(
                     stream = %ctx.stream(),
                     what = %what(),
@@ -532,7 +545,7 @@ mod tests {
         assert_eq!(seen.len(), 2, "{seen:?}");
         assert_eq!(seen[0], "an answer to the test operation");
         assert!(
-            seen[1].starts_with("20 s before trying the test operation again"),
+            seen[1].starts_with("the retry of the test operation in 20 s (attempts so far: 1"),
             "{seen:?}"
         );
     }

@@ -12,7 +12,8 @@
 //!   [`SourceInfo::session_max_age`]: it is renewed first.
 //! - An operation fails with [`SyncError::AuthExpired`]: the session is
 //!   renewed (unless another task renewed it since) and the operation
-//!   repeated once. Expired again right away: [`SyncError::Unauthenticated`].
+//!   repeated once (counted as a retry in the run's meter). Expired again
+//!   right away: [`SyncError::Unauthenticated`].
 //! - The login itself fails with `AuthExpired`: the credentials do not work
 //!   ([`SyncError::Unauthenticated`]).
 //! - No operation is in flight while the session is renewed: a login form
@@ -166,6 +167,8 @@ impl<S: Source> Authenticated<S> {
                 tracing::info!(stream = %ctx.stream(), reason = %message, "session expired; renewing it");
                 self.renew(ctx, seen).await?;
                 let (_, _shared) = self.session(ctx, None).await?;
+                // The request goes out again: a retry, as the server sees it.
+                ctx.meter().add_retry();
                 match op().await {
                     Err(SyncError::AuthExpired { message }) => Err(SyncError::Unauthenticated {
                         message: format!(
