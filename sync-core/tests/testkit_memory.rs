@@ -14,3 +14,10 @@ async fn checks_can_share_one_store_and_run_twice() {
     testkit::run_all(&store, &store).await;
     testkit::run_all(&store, &store).await;
 }
+
+#[tokio::test]
+async fn memory_store_passes_the_budget_and_queue_checks() {
+    let store = MemoryStore::new();
+    testkit::budget_checks(&store).await;
+    testkit::queue_checks(&store, &store, &store).await;
+}

@@ -24,7 +24,7 @@ CREATE TABLE work_queue (
     state       text   NOT NULL CHECK (state IN ('pending', 'claimed', 'done', 'replaced')),
     worker      text,
     lease_until bigint,
-    attempts    integer NOT NULL DEFAULT 0
+    attempts    bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX work_queue_claimable ON work_queue (job, state, position);
 CREATE INDEX work_queue_by_worker ON work_queue (worker) WHERE state = 'claimed';

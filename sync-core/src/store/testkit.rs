@@ -39,7 +39,14 @@ use crate::coverage::interval::{DayRange, Span};
 use crate::domain::record::{diff_payloads, ChangeKind, Record, StoredRecord, StreamId, Unit};
 use crate::domain::run::{RecordCounts, RunId, RunReport, RunStatus, SyncMode};
 use crate::error::{Result, SyncError};
-use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
+use crate::limit::budget::BudgetStore;
+use crate::limit::limits::RateLimits;
+use crate::limit::schedule::{Schedule, SlowDown};
+use crate::plan::target::{Batch, BatchSpan};
+use crate::store::api::{
+    BatchCommit, CheckpointStore, ClaimId, ExistingQuery, RunProgress, Store, WorkQueue,
+    MAX_ATTEMPTS,
+};
 
 /// Runs every check, one after the other.
 pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
@@ -1284,4 +1291,271 @@ pub async fn last_checked_days(store: &dyn Store, checkpoints: &dyn CheckpointSt
         vec![day(3)],
         "testkit::{CHECK}: cleared days forgotten"
     );
+}
+
+/// The checks of a [`BudgetStore`]: a key never seen starts empty; an
+/// update is kept; updates of one key never interleave, even from many
+/// tasks at once (every reservation lands in the one schedule, and together
+/// they hold the limits); keys are apart.
+pub async fn budget_checks(budgets: &dyn BudgetStore) {
+    const CHECK: &str = "budget_checks";
+    let key = format!("testkit-budget-{:08x}", rand::random::<u32>());
+    assert!(
+        ok(CHECK, "schedule", budgets.schedule(&key).await).is_none(),
+        "testkit::{CHECK}: a key never used has a schedule"
+    );
+    let limits = RateLimits::new(Some(5), Some(100));
+    let slow = SlowDown::default();
+    let first = ok(
+        CHECK,
+        "update_schedule",
+        budgets
+            .update_schedule(&key, &mut |s: &mut Schedule, now| {
+                s.reserve(&limits, now, &slow);
+            })
+            .await,
+    );
+    let (kept, now) = ok(CHECK, "schedule", budgets.schedule(&key).await)
+        .unwrap_or_else(|| panic!("testkit::{CHECK}: the schedule was not kept"));
+    assert_eq!(kept.grants().count(), 1, "testkit::{CHECK}: one grant kept");
+    assert!(
+        now >= first,
+        "testkit::{CHECK}: the store's clock went back"
+    );
+    // Forty reservations from eight tasks at once.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        tasks.push(async {
+            for _ in 0..5 {
+                ok(
+                    CHECK,
+                    "update_schedule",
+                    budgets
+                        .update_schedule(&key, &mut |s: &mut Schedule, now| {
+                            s.reserve(&limits, now, &slow);
+                        })
+                        .await,
+                );
+            }
+        });
+    }
+    futures::future::join_all(tasks).await;
+    let (schedule, _) = ok(CHECK, "schedule", budgets.schedule(&key).await)
+        .unwrap_or_else(|| panic!("testkit::{CHECK}: the schedule was lost"));
+    let grants: Vec<std::time::Duration> = schedule.grants().collect();
+    assert_eq!(
+        grants.len(),
+        41,
+        "testkit::{CHECK}: updates interleaved and lost reservations"
+    );
+    for (i, &t) in grants.iter().enumerate() {
+        let in_a_second = grants[i..]
+            .iter()
+            .take_while(|&&u| u < t + std::time::Duration::from_secs(1))
+            .count();
+        assert!(
+            in_a_second <= 5,
+            "testkit::{CHECK}: {in_a_second} grants in one second"
+        );
+    }
+    let other = format!("{key}-other");
+    assert!(
+        ok(CHECK, "schedule", budgets.schedule(&other).await).is_none(),
+        "testkit::{CHECK}: keys are not apart"
+    );
+}
+
+fn day_batch(index: usize, first: u64, last: u64) -> Batch {
+    Batch::new(
+        index,
+        BatchSpan::Days {
+            range: day_span(first, last),
+            tz: chrono_tz::UTC,
+        },
+    )
+}
+
+/// The checks of a [`WorkQueue`] over its store: a job is planned once;
+/// batches are claimed in order, by one worker at a time; a lease that
+/// expires lets another worker take the batch over, a heartbeat keeps it;
+/// a batch given back is claimed again, one replaced gives way to its
+/// replacements; a batch is done exactly when a commit naming it is stored;
+/// a batch claimed [`MAX_ATTEMPTS`] times is given up on; workers' runs take
+/// no lease on the stream.
+pub async fn queue_checks(
+    queue: &dyn WorkQueue,
+    store: &dyn Store,
+    checkpoints: &dyn CheckpointStore,
+) {
+    use std::time::Duration;
+    const CHECK: &str = "queue_checks";
+    let stream = unique_stream(CHECK);
+    let job = format!("{stream} testkit job");
+    let batches: Vec<Batch> = (0..4)
+        .map(|i| day_batch(i, 1 + 2 * i as u64, 2 + 2 * i as u64))
+        .collect();
+    assert!(ok(
+        CHECK,
+        "plan_job",
+        queue.plan_job(&job, &stream, &batches).await
+    ));
+    assert!(
+        !ok(
+            CHECK,
+            "plan_job again",
+            queue.plan_job(&job, &stream, &batches[..1]).await
+        ),
+        "testkit::{CHECK}: a job was planned twice"
+    );
+    let lease = Duration::from_secs(60);
+    let a = ok(CHECK, "claim", queue.claim(&job, "a", lease).await).expect("a batch for a");
+    let b = ok(CHECK, "claim", queue.claim(&job, "b", lease).await).expect("a batch for b");
+    assert_eq!(
+        (a.batch.clone(), b.batch.clone()),
+        (batches[0].clone(), batches[1].clone()),
+        "testkit::{CHECK}: claims out of order"
+    );
+    assert_ne!(a.id, b.id);
+    let p = ok(CHECK, "progress", queue.progress(&job).await);
+    assert_eq!(
+        (p.pending, p.claimed, p.done),
+        (2, 2, 0),
+        "testkit::{CHECK}: progress after two claims"
+    );
+
+    // A worker's run takes no lease: two at once on one stream.
+    let run_a = RunReport {
+        worker: Some("a".into()),
+        ..RunReport::start(
+            RunId::generate(Utc::now()),
+            stream.clone(),
+            SyncMode::Full,
+            "testkit",
+            whole_seconds(Utc::now()),
+        )
+    };
+    let run_b = RunReport {
+        worker: Some("b".into()),
+        ..RunReport::start(
+            RunId::generate(Utc::now()),
+            stream.clone(),
+            SyncMode::Full,
+            "testkit",
+            whole_seconds(Utc::now()),
+        )
+    };
+    ok(
+        CHECK,
+        "begin_run (worker a)",
+        checkpoints.begin_run(&run_a).await,
+    );
+    ok(
+        CHECK,
+        "begin_run (worker b)",
+        checkpoints.begin_run(&run_b).await,
+    );
+
+    // A commit naming the claim marks it done, with the records.
+    let records = [visit("q1", 1, json!({"n": 1}))];
+    let covered = a.batch.covered_units();
+    ok(
+        CHECK,
+        "commit",
+        store
+            .commit(BatchCommit {
+                run: &run_a.id,
+                stream: &stream,
+                records: &records,
+                covered: &covered,
+                progress: RunProgress::default(),
+                claim: Some(a.id),
+            })
+            .await,
+    );
+    let p = ok(CHECK, "progress", queue.progress(&job).await);
+    assert_eq!(
+        (p.done, p.claimed),
+        (1, 1),
+        "testkit::{CHECK}: the commit did not mark its batch done"
+    );
+
+    // Given back: claimable again; replaced: its replacements come instead.
+    ok(CHECK, "release", queue.release(b.id, "b", &[]).await);
+    let again =
+        ok(CHECK, "claim", queue.claim(&job, "c", lease).await).expect("the batch given back");
+    assert_eq!(
+        again.batch, batches[1],
+        "testkit::{CHECK}: a batch given back comes first"
+    );
+    assert_eq!(again.attempts, 1, "testkit::{CHECK}: attempts");
+    let halves = [day_batch(10, 3, 3), day_batch(11, 4, 4)];
+    ok(
+        CHECK,
+        "release with replacement",
+        queue.release(again.id, "c", &halves).await,
+    );
+    let mut seen = Vec::new();
+    while let Some(c) = ok(
+        CHECK,
+        "claim",
+        queue.claim(&job, "d", Duration::from_millis(500)).await,
+    ) {
+        seen.push(c);
+    }
+    let spans: Vec<String> = seen.iter().map(|c| c.batch.span.to_string()).collect();
+    assert_eq!(spans.len(), 4, "testkit::{CHECK}: {spans:?}");
+    assert!(
+        spans.contains(&halves[0].span.to_string()) && spans.contains(&halves[1].span.to_string()),
+        "testkit::{CHECK}: replacements missing from {spans:?}"
+    );
+    assert!(
+        !spans.contains(&batches[1].span.to_string()),
+        "testkit::{CHECK}: a replaced batch was claimed again"
+    );
+
+    // d's leases run out (d died): another worker takes its batches over;
+    // a heartbeat would have kept them.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let p = ok(CHECK, "progress", queue.progress(&job).await);
+    assert_eq!(p.abandoned, 4, "testkit::{CHECK}: {p:?}");
+    let taken =
+        ok(CHECK, "claim", queue.claim(&job, "e", lease).await).expect("an abandoned batch");
+    assert!(
+        seen.iter().any(|c| c.id == taken.id),
+        "testkit::{CHECK}: a batch claimed twice at once"
+    );
+    ok(
+        CHECK,
+        "heartbeat",
+        queue.heartbeat("e", Duration::from_millis(1)).await,
+    );
+    ok(CHECK, "heartbeat", queue.heartbeat("e", lease).await);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let p = ok(CHECK, "progress", queue.progress(&job).await);
+    assert_eq!(
+        p.claimed, 1,
+        "testkit::{CHECK}: the heartbeat did not keep e's lease: {p:?}"
+    );
+
+    // Claimed too often: given up on.
+    let spent = format!("{job} spent");
+    ok(
+        CHECK,
+        "plan_job",
+        queue.plan_job(&spent, &stream, &batches[..1]).await,
+    );
+    let mut last: Option<ClaimId> = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let c = ok(CHECK, "claim", queue.claim(&spent, "f", lease).await).expect("claimable");
+        ok(CHECK, "release", queue.release(c.id, "f", &[]).await);
+        last = Some(c.id);
+    }
+    assert!(last.is_some());
+    assert!(
+        ok(CHECK, "claim", queue.claim(&spent, "f", lease).await).is_none(),
+        "testkit::{CHECK}: a batch was claimed more than {MAX_ATTEMPTS} times"
+    );
+    let p = ok(CHECK, "progress", queue.progress(&spent).await);
+    assert_eq!((p.failed, p.pending), (1, 0), "testkit::{CHECK}: {p:?}");
+    assert!(p.is_finished());
 }
