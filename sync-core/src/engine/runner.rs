@@ -30,6 +30,12 @@ use crate::source::session::{Authenticated, SessionCache};
 use crate::store::api::{BatchCommit, CheckpointStore, ExistingQuery, RunProgress, Store};
 use crate::store::commit;
 
+/// Whole batches that may wait for (or be in) their commit before a new
+/// batch is started: the commit under way and the next one. Fetching goes on
+/// for the batches already started, so a store slower than the source holds
+/// back the fetching instead of letting fetched batches pile up in memory.
+const COMMITS_AHEAD: usize = 2;
+
 /// The source as the engine calls it: paced by the budget, each request
 /// retried, the session renewed.
 type Stack = Authenticated<Retrying<Paced<Arc<dyn Source>>>>;
@@ -668,10 +674,13 @@ impl<'a> Pipeline<'a> {
         None
     }
 
-    fn may_start_batch(&self, now: Instant) -> bool {
+    /// Whether a new batch may start now, with `committing` whole batches
+    /// waiting for (or in) their commit.
+    fn may_start_batch(&self, now: Instant, committing: usize) -> bool {
         !self.stop.is_cancelled()
             && self.paused_until.is_none_or(|p| now >= p)
             && self.slots.len() <= self.depth()
+            && committing < COMMITS_AHEAD
     }
 
     fn start_batch(&mut self) -> bool {
@@ -715,7 +724,7 @@ impl<'a> Pipeline<'a> {
                     pages.push(Box::pin(fetch(env, index, batch, cursor)));
                     continue;
                 }
-                if !(self.may_start_batch(Instant::now()) && self.start_batch()) {
+                if !(self.may_start_batch(Instant::now(), commits.len()) && self.start_batch()) {
                     break;
                 }
             }
@@ -1025,5 +1034,79 @@ mod tests {
         let options = SyncOptions::default();
         let fut = engine.run(&target, &options);
         assert_send(&fut);
+    }
+
+    /// One record per key, at once: far faster than the store commits.
+    #[derive(Debug)]
+    struct Instant1;
+
+    #[async_trait::async_trait]
+    impl Source for Instant1 {
+        fn info(&self) -> SourceInfo {
+            SourceInfo::keys(StreamId::new("fast", "keys"), 1, false)
+        }
+        async fn fetch_page(
+            &self,
+            batch: &Batch,
+            _: Option<&Cursor>,
+            ctx: &FetchContext,
+        ) -> Result<Page> {
+            ctx.request().await?;
+            let crate::BatchSpan::Keys(range) = &batch.span else {
+                return Err(SyncError::invalid_input("keys only"));
+            };
+            let records = range
+                .iter()
+                .map(|k| {
+                    Record::new(
+                        "k",
+                        k.to_string(),
+                        crate::Unit::Key(k),
+                        serde_json::json!({}),
+                    )
+                })
+                .collect();
+            Ok(Page::last(records))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_waiting_for_their_commit_stay_few_when_the_store_is_slow() {
+        let store = Arc::new(MemoryStore::new());
+        store.set_commit_delay(Duration::from_millis(10));
+        let engine = Engine::new(
+            Arc::new(Instant1),
+            store.clone(),
+            store.clone(),
+            Arc::new(RateLimiter::unlimited()),
+        );
+        // Batches started and not yet stored, at most, over the run.
+        let outstanding = Arc::new(std::sync::Mutex::new((0i64, 0i64)));
+        let seen = outstanding.clone();
+        let options = SyncOptions::builder()
+            .progress(Arc::new(move |e: &ProgressEvent| {
+                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                match e {
+                    ProgressEvent::BatchStarted { .. } => s.0 += 1,
+                    ProgressEvent::BatchFinished { .. } => s.0 -= 1,
+                    _ => {}
+                }
+                s.1 = s.1.max(s.0);
+            }))
+            .build();
+        let target = Target::Keys(KeyRange {
+            first: 1,
+            last: 200,
+        });
+        let report = engine.run(&target, &options).await.unwrap();
+        assert_eq!(report.counts.created, 200);
+        let most = outstanding.lock().unwrap().1;
+        // The requests in flight (8), the batch being committed and the one
+        // waiting for it: memory is bounded by those, not by the target.
+        let bound = options.max_in_flight.get() as i64 + 1 + COMMITS_AHEAD as i64;
+        assert!(
+            most <= bound,
+            "{most} batches fetched and not stored at once (at most {bound})"
+        );
     }
 }
