@@ -4,7 +4,7 @@
 //!
 //! 200,000 records over two years (about 274 a day), synced as a user
 //! syncs them: the source's own windows (sized by density to fill whole
-//! pages of 200, at most 5 pages: about 3 days, 800 records), once with one
+//! pages of 200, at most 5 pages: about 2 days, 550 records), once with one
 //! request in flight, once with two and once with the engine's default (up
 //! to 8; with no limit it keeps all 8 busy). Even with one request in
 //! flight the engine commits a batch while it fetches the next one's pages.
@@ -223,7 +223,9 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
     );
     let mut rows = Vec::new();
     for m in &runs {
-        let transform_total = transform * u32::try_from(m.records).unwrap_or(u32::MAX);
+        let transform_total = transform
+            .checked_mul(u32::try_from(m.records).unwrap_or(u32::MAX))
+            .unwrap_or(Duration::MAX);
         let http = m.fetch.saturating_sub(transform_total);
         let neither = m.wall.saturating_sub(m.busy);
         let secs = |d: Duration| format!("{:.2}", d.as_secs_f64());

@@ -1,6 +1,6 @@
 //! Bounded memory: peak resident memory of a sync of 250,000, 500,000 and
 //! 1,000,000 records into SQLite, each in a fresh process, under two window
-//! plans: the source's own windows (by density: about 3 days, 5 pages of
+//! plans: the source's own windows (by density: 2 days, 3 pages of
 //! 200) and an explicit large batch size ([`LARGE_BATCH_DAYS`] days, about
 //! 100,000 records a batch).
 //!
