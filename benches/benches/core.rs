@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use criterion::{criterion_main, BatchSize, Criterion};
-use sync_core::{
-    split_uncovered, Coverage, IntervalSet, Order, RateLimiter, RateLimits, Span, Target, Tz,
-};
+use sync_core::plan::split_uncovered;
+use sync_core::{Coverage, IntervalSet, Order, RateLimiter, RateLimits, Span, Target, Tz};
 
 const IDS: i64 = 10_000_000;
 const CHUNK: i64 = 200;
@@ -116,13 +115,13 @@ fn coverage(c: &mut Criterion) {
     let rare = ids_with_rare_holes();
     let half = ids_every_other_chunk();
     g.bench_function("10y days, 365 holes: percent and gaps", |b| {
-        b.iter(|| black_box(&day_holes).of_target(&days))
+        b.iter(|| days.coverage(black_box(&day_holes)))
     });
     g.bench_function("10M ids, 10k holes: percent and gaps", |b| {
-        b.iter(|| black_box(&rare).of_target(&ids))
+        b.iter(|| ids.coverage(black_box(&rare)))
     });
     g.bench_function("10M ids, 25k holes: percent and gaps", |b| {
-        b.iter(|| black_box(&half).of_target(&ids))
+        b.iter(|| ids.coverage(black_box(&half)))
     });
     g.finish();
 }

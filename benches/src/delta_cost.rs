@@ -7,25 +7,25 @@
 //! one in ten of them deleted), then a delta run asks for the records
 //! changed since the full run started (less the 10-minute overlap), plus the
 //! source's re-check window (the last 3 local days). Two shapes of full run:
-//! the batch size the CLI plans (the whole range is one window, so the full
-//! run is as cheap as it can be: records / 200 requests, which makes the
-//! ratio strictest), and 1-day batches. After the delta run the store must
+//! the source's own windows, as a user gets them (sized by density to fill
+//! whole pages of 200, at most 5: close to the cheapest full run, records /
+//! 200 requests, which makes the ratio strictest), and an explicit batch
+//! size of one day, for comparison. After the delta run the store must
 //! equal the simulator exactly (every record's payload and deleted flag),
 //! the run must count exactly the changed records as updated or deleted,
 //! and its change log must name exactly them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use serde_json::Value;
-use sync_core::plan::{plan, Preset, Workload};
 use sync_core::{
-    CheckpointStore, Engine, ExistingQuery, Order, RateLimiter, RunReport, RunStatus, Source,
-    Store, SyncMode, SyncOptions, Unit,
+    CheckpointStore, Engine, ExistingQuery, Order, RateLimiter, RunReport, RunStatus, Store,
+    SyncMode, SyncOptions, Unit,
 };
 use sync_sim::yclients::SimLimits;
-use sync_source_yclients::{YclientsRecords, LIMITS};
+use sync_source_yclients::YclientsRecords;
 use sync_store_postgres::PostgresStore;
 use sync_store_sqlite::SqliteStore;
 
@@ -47,8 +47,8 @@ pub const TARGET_SHARE: f64 = 0.02;
 /// How the full run is cut.
 #[derive(Clone, Copy, Debug)]
 enum Shape {
-    /// The batch size the CLI plans (balanced preset, documented limits).
-    Planned,
+    /// The source's own windows (by density), as a user gets them.
+    Default,
     /// One day per batch.
     OneDay,
 }
@@ -56,8 +56,15 @@ enum Shape {
 impl Shape {
     fn name(self) -> &'static str {
         match self {
-            Self::Planned => "planned batches",
+            Self::Default => "default windows",
             Self::OneDay => "1-day batches",
+        }
+    }
+
+    fn batch_size(self) -> Option<NonZeroU32> {
+        match self {
+            Self::Default => None,
+            Self::OneDay => Some(NonZeroU32::MIN),
         }
     }
 }
@@ -67,7 +74,7 @@ impl Shape {
 struct Measured {
     store: &'static str,
     shape: Shape,
-    batch_days: u32,
+    full_batches: u64,
     full_requests: u64,
     delta_requests: u64,
     changed: usize,
@@ -79,17 +86,6 @@ impl Measured {
     fn share(&self) -> f64 {
         self.delta_requests as f64 / self.full_requests.max(1) as f64
     }
-}
-
-/// The batch size the CLI would plan for the records stream.
-fn planned_batch_days(source: &dyn Source, days: u64) -> Result<u32, BoxError> {
-    let job = Workload::PerItem {
-        items: days,
-        requests_per_item: source.info().requests_per_unit.max(0.01),
-    };
-    Ok(plan(&LIMITS, &job, &Preset::Balanced)?
-        .batch_size_nonzero()
-        .get())
 }
 
 /// Differences between the store and the simulator; empty when equal.
@@ -146,23 +142,19 @@ where
     S: Store + CheckpointStore + 'static,
 {
     let setup = SimSetup::start(sim::config(RECORDS, 1_000, SimLimits::UNLIMITED), 200).await?;
-    let range = setup.range()?;
-    let batch_days = match shape {
-        Shape::Planned => planned_batch_days(setup.sources.records.as_ref(), range.len())?,
-        Shape::OneDay => 1,
-    };
     let engine = Engine::new(
         setup.sources.records.clone(),
         store.clone(),
         store.clone(),
         Arc::new(RateLimiter::unlimited()),
     );
-    let options = |mode| SyncOptions {
-        batch_size: NonZeroU32::new(batch_days).unwrap_or(NonZeroU32::MIN),
-        order: Order::NewestFirst,
-        concurrency: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
-        mode,
-        ..SyncOptions::default()
+    let options = |mode| {
+        let options = SyncOptions::builder().order(Order::NewestFirst).mode(mode);
+        match shape.batch_size() {
+            Some(n) => options.batch_size(n),
+            None => options,
+        }
+        .build()
     };
     let target = setup.target()?;
 
@@ -217,7 +209,7 @@ where
     Ok(Measured {
         store: name,
         shape,
-        batch_days,
+        full_batches: full.batches_done,
         full_requests,
         delta_requests,
         changed: changed.len(),
@@ -253,18 +245,18 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
          changed, then a delta run",
         CHANGED * 100.0
     );
-    let mut runs = vec![sqlite(Shape::Planned).await?, sqlite(Shape::OneDay).await?];
+    let mut runs = vec![sqlite(Shape::Default).await?, sqlite(Shape::OneDay).await?];
     match pg::server_url() {
-        Some(url) => runs.push(postgres(&url, Shape::Planned).await?),
+        Some(url) => runs.push(postgres(&url, Shape::Default).await?),
         None => println!("{}", pg::SKIPPED),
     }
 
     println!();
     println!(
-        "{:<9} {:<16} {:>6} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "{:<9} {:<16} {:>7} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9}",
         "store",
         "full run",
-        "batch",
+        "batches",
         "full req",
         "delta req",
         "share",
@@ -278,10 +270,10 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
     for m in &runs {
         let c = m.delta.counts;
         println!(
-            "{:<9} {:<16} {:>5}d {:>9} {:>9} {:>6.2}% {:>8} {:>8} {:>8} {:>9} {:>9}",
+            "{:<9} {:<16} {:>7} {:>9} {:>9} {:>6.2}% {:>8} {:>8} {:>8} {:>9} {:>9}",
             m.store,
             m.shape.name(),
-            m.batch_days,
+            m.full_batches,
             m.full_requests,
             m.delta_requests,
             m.share() * 100.0,

@@ -1,42 +1,82 @@
-//! Wrappers that time a source's fetches and a store's commits, forwarding
+//! Wrappers that time a source's requests and a store's commits, forwarding
 //! everything else unchanged.
+//!
+//! Each timed call is kept as an interval, so that a benchmark can tell not
+//! only the time summed over every call (calls overlap when several requests
+//! are in flight, or a commit runs while the next pages are fetched) but
+//! also how much of the wall time some call was under way ([`union`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use sync_core::{
-    Batch, BatchCommit, CheckpointStore, Coverage, DayRange, ExistingQuery, FetchContext, Record,
-    RecordChange, RecordCounts, Result, RunId, RunReport, Source, SourceInfo, Store, StoredRecord,
-    StreamId,
+    Batch, BatchCommit, CheckpointStore, Coverage, Cursor, DayCounts, DayRange, ExistingQuery,
+    FetchContext, KeyPage, Page, Probe, RecordChange, RecordCounts, Result, RunId, RunReport,
+    Source, SourceInfo, Store, StoredRecord, StreamId,
 };
 
-/// Time accumulated by several tasks, in nanoseconds.
+/// Calls timed by several tasks: each call's start and end.
 #[derive(Debug, Default)]
-pub struct Stopwatch(AtomicU64);
+pub struct Stopwatch(Mutex<Vec<(Instant, Instant)>>);
 
 impl Stopwatch {
-    fn add(&self, d: Duration) {
-        self.0.fetch_add(
-            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+    fn add(&self, started: Instant) {
+        let ended = Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((started, ended));
     }
 
-    /// The total so far.
+    /// Every call so far, as (start, end).
+    pub fn intervals(&self) -> Vec<(Instant, Instant)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The time of every call, summed (overlapping calls count each).
     pub fn total(&self) -> Duration {
-        Duration::from_nanos(self.0.load(Ordering::Relaxed))
+        self.intervals().iter().map(|&(a, b)| b - a).sum()
+    }
+
+    /// The time at least one call was under way.
+    pub fn busy(&self) -> Duration {
+        union(&self.intervals())
     }
 }
 
-/// A source whose `fetch` calls are timed (summed over every call).
+/// The length of the union of `intervals`: the time at least one of them
+/// was under way.
+pub fn union(intervals: &[(Instant, Instant)]) -> Duration {
+    let mut sorted = intervals.to_vec();
+    sorted.sort_unstable();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in sorted {
+        current = match current {
+            Some((a, b)) if start <= b => Some((a, b.max(end))),
+            Some((a, b)) => {
+                total += b - a;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((a, b)) = current {
+        total += b - a;
+    }
+    total
+}
+
+/// A source whose `fetch_page` calls are timed: each one is one request
+/// (its wait for the budget included, which is nothing with an unlimited
+/// budget).
 #[derive(Debug)]
 pub struct TimedSource {
     inner: Arc<dyn Source>,
-    /// Time spent in `fetch`.
+    /// Time spent in `fetch_page`.
     pub fetch: Stopwatch,
 }
 
@@ -56,31 +96,45 @@ impl Source for TimedSource {
         self.inner.info()
     }
 
-    async fn authenticate(&self, ctx: &FetchContext) -> Result<()> {
-        self.inner.authenticate(ctx).await
+    async fn login(&self, ctx: &FetchContext) -> Result<()> {
+        self.inner.login(ctx).await
     }
 
-    fn session_is_stale(&self) -> bool {
-        self.inner.session_is_stale()
-    }
-
-    async fn fetch(&self, batch: &Batch, ctx: &FetchContext) -> Result<Vec<Record>> {
+    async fn fetch_page(
+        &self,
+        batch: &Batch,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Page> {
         let started = Instant::now();
-        let out = self.inner.fetch(batch, ctx).await;
-        self.fetch.add(started.elapsed());
+        let out = self.inner.fetch_page(batch, cursor, ctx).await;
+        self.fetch.add(started);
         out
+    }
+
+    async fn probe(&self, range: DayRange, ctx: &FetchContext) -> Result<Option<Probe>> {
+        self.inner.probe(range, ctx).await
     }
 
     async fn day_counts(
         &self,
         range: DayRange,
+        cursor: Option<&Cursor>,
         ctx: &FetchContext,
-    ) -> Result<Option<BTreeMap<NaiveDate, u64>>> {
-        self.inner.day_counts(range, ctx).await
+    ) -> Result<Option<DayCounts>> {
+        self.inner.day_counts(range, cursor, ctx).await
+    }
+
+    async fn list_keys(
+        &self,
+        cursor: Option<&Cursor>,
+        ctx: &FetchContext,
+    ) -> Result<Option<KeyPage>> {
+        self.inner.list_keys(cursor, ctx).await
     }
 }
 
-/// A store whose `commit` calls are timed (summed over every call).
+/// A store whose `commit` calls are timed.
 #[derive(Debug)]
 pub struct TimedStore<S> {
     inner: Arc<S>,
@@ -103,7 +157,7 @@ impl<S: Store> Store for TimedStore<S> {
     async fn commit(&self, batch: BatchCommit<'_>) -> Result<RecordCounts> {
         let started = Instant::now();
         let out = self.inner.commit(batch).await;
-        self.commit.add(started.elapsed());
+        self.commit.add(started);
         out
     }
 
@@ -138,7 +192,7 @@ impl<S: CheckpointStore> CheckpointStore for TimedStore<S> {
         &self,
         stream: &StreamId,
         range: DayRange,
-    ) -> Result<Vec<(DayRange, chrono::DateTime<chrono::Utc>)>> {
+    ) -> Result<Vec<(DayRange, DateTime<Utc>)>> {
         self.inner.last_checked(stream, range).await
     }
 
@@ -160,5 +214,24 @@ impl<S: CheckpointStore> CheckpointStore for TimedStore<S> {
 
     async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>> {
         self.inner.run_changes(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_merges_overlaps_and_keeps_gaps() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let calls = [
+            (at(0), at(10)),
+            (at(5), at(20)),
+            (at(30), at(40)),
+            (at(32), at(35)),
+        ];
+        assert_eq!(union(&calls), Duration::from_millis(30));
+        assert_eq!(union(&[]), Duration::ZERO);
     }
 }
