@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use sync_core::{RateLimits, RetryPolicy, Secret, SyncError};
 use url::Url;
 
-use crate::site::SiteLayout;
+use crate::site::Selectors;
 
 /// Environment variable with the site's base URL.
 pub const ENV_BASE_URL: &str = "KENNEL_BASE_URL";
@@ -48,8 +48,8 @@ pub struct ScraperConfig {
     /// show only on the detail page (price, notes) are then seen when the
     /// row changes too; turn this off for a full re-read.
     pub reuse_unchanged: bool,
-    /// Paths and selectors of the site.
-    pub site: SiteLayout,
+    /// Paths, selectors and word lists of the site (`[kennel.selectors]`).
+    pub selectors: Selectors,
 }
 
 impl ScraperConfig {
@@ -72,7 +72,7 @@ impl ScraperConfig {
 
     /// A configuration with the polite defaults: session max age 5 min 30 s,
     /// [`Self::polite_limits`], 30 s request timeout, [`Self::polite_retry`],
-    /// unchanged rows reused, the documented site layout.
+    /// unchanged rows reused, the real site's [`Selectors`].
     pub fn new(base_url: Url, username: impl Into<String>, password: Secret, tz: Tz) -> Self {
         Self {
             base_url,
@@ -84,7 +84,7 @@ impl ScraperConfig {
             request_timeout: Duration::from_secs(30),
             retry: Self::polite_retry(),
             reuse_unchanged: true,
-            site: SiteLayout::default(),
+            selectors: Selectors::default(),
         }
     }
 
@@ -162,7 +162,7 @@ impl ScraperConfig {
                 "request timeout must be more than zero",
             ));
         }
-        Ok(())
+        self.selectors.check()
     }
 
     /// `kennel:<host>` (with the port when the URL names one).

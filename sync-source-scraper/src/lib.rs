@@ -6,7 +6,8 @@
 //!
 //! - [`ScraperConfig`]: base URL, credentials (from the environment or
 //!   given), time zone, session max age, pacing, timeouts, retries, and the
-//!   site's paths and selectors ([`SiteLayout`]).
+//!   site's paths, selectors and boarding rules ([`Selectors`], read from
+//!   `[kennel.selectors]`).
 //! - [`ScraperSource`]: the source; entity `boarding`, stream
 //!   `kennel:<host>/boardings`, one record per boarding on its local
 //!   check-in day.
@@ -32,5 +33,5 @@ mod source;
 pub use config::{
     ScraperConfig, ENV_BASE_URL, ENV_PASSWORD, ENV_SESSION_MAX_AGE_SECS, ENV_TZ, ENV_USERNAME,
 };
-pub use site::SiteLayout;
+pub use site::Selectors;
 pub use source::{ScraperSource, ENTITY, STREAM, VOLATILE_FIELDS};

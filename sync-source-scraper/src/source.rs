@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 use sync_core::batch::local_day_of;
@@ -15,7 +15,8 @@ use url::Url;
 
 use crate::client::{Fetched, SiteClient};
 use crate::config::ScraperConfig;
-use crate::site::{Detail, ListRow};
+use crate::site::payload::boarding_payload;
+use crate::site::{Detail, DetailContext, ListRow};
 
 /// The entity the source produces.
 pub const ENTITY: &str = "boarding";
@@ -39,11 +40,12 @@ const IDS_PER_QUERY: usize = 500;
 /// boardings that no longer appear on the list: a 404 or a cancelled status
 /// marks them deleted.
 ///
-/// Payload (see `notes/payloads.md`): `appointment_id`, `pet`, `client`,
-/// `service`, `status`, `check_in` and `check_out` (RFC 3339, UTC), `price`,
-/// `notes`, `event_type`, plus the volatile `list_fingerprint` and
-/// `detail_path` (the detail page to re-check when the appointment leaves
-/// the list).
+/// Payload: the boarding payload of the `site` module (`appointment_id`,
+/// `service_type`, `status`, `pets`, `client`, `check_in`, `check_out`,
+/// `check_in_day`, the AM/PM labels, `dates_from`, `duration`, `price`,
+/// `notes`, `fields`), plus `event_type` from the list and the volatile
+/// `list_fingerprint` and `detail_path` (the detail page to re-check when
+/// the appointment leaves the list).
 #[derive(Debug)]
 pub struct ScraperSource {
     config: ScraperConfig,
@@ -161,44 +163,51 @@ impl ScraperSource {
         Ok((in_days, by_id))
     }
 
-    fn record(&self, id: &str, detail: &Detail, extra: Extra<'_>) -> Record {
-        let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-        let payload = json!({
-            "appointment_id": id,
-            "pet": detail.pet,
-            "client": detail.client,
-            "service": detail.service,
-            "status": detail.status,
-            "check_in": ts(detail.check_in),
-            "check_out": detail.check_out.map(ts),
-            "price": detail.price,
-            "notes": detail.notes,
-            "event_type": extra.event_type,
-            "list_fingerprint": extra.fingerprint,
-            "detail_path": extra.detail_path,
-        });
-        let day = local_day_of(detail.check_in, self.config.tz);
-        let cancelled = self.client.site().is_cancelled(&detail.status);
-        Record::with_volatile(ENTITY, id, Unit::Day(day), payload, VOLATILE_FIELDS)
-            .occurred_at(detail.check_in)
-            .deleted(cancelled)
+    fn record(&self, id: &str, detail: &Detail, extra: Extra<'_>) -> Result<Record> {
+        let Some(stay) = detail.stay else {
+            return Err(SyncError::bad_data(format!(
+                "boarding {id} has no check-in ({})",
+                extra.detail_path
+            )));
+        };
+        let mut payload = boarding_payload(id, detail, self.config.tz);
+        if let Some(map) = payload.as_object_mut() {
+            map.insert("event_type".into(), json!(extra.event_type));
+            map.insert("list_fingerprint".into(), json!(extra.fingerprint));
+            map.insert("detail_path".into(), json!(extra.detail_path));
+        }
+        let day = local_day_of(stay.check_in, self.config.tz);
+        Ok(
+            Record::with_volatile(ENTITY, id, Unit::Day(day), payload, VOLATILE_FIELDS)
+                .occurred_at(stay.check_in),
+        )
     }
 
     /// The detail page of an appointment: `None` when it is gone (404).
-    async fn detail(&self, ctx: &FetchContext, url: &Url) -> Result<Option<Detail>> {
+    async fn detail(
+        &self,
+        ctx: &FetchContext,
+        url: &Url,
+        window_start: NaiveDate,
+    ) -> Result<Option<Detail>> {
+        let dctx = DetailContext {
+            tz: self.config.tz,
+            window_start,
+        };
         match self.client.get(ctx, url).await? {
             Fetched::NotFound => Ok(None),
-            Fetched::Page(body) => Ok(Some(self.client.site().parse_detail(
-                &body,
-                url,
-                self.config.tz,
-            )?)),
+            Fetched::Page(body) => Ok(Some(self.client.site().parse_detail(&body, url, dctx)?)),
         }
     }
 
     /// A stored boarding that the list no longer shows: its detail page
     /// decides. Gone, cancelled or no longer a boarding → deleted.
-    async fn recheck(&self, ctx: &FetchContext, stored: &StoredRecord) -> Result<Option<Record>> {
+    async fn recheck(
+        &self,
+        ctx: &FetchContext,
+        stored: &StoredRecord,
+        window_start: NaiveDate,
+    ) -> Result<Option<Record>> {
         let p = &stored.payload;
         let path = p.get("detail_path").and_then(Value::as_str);
         let Some(path) = path else {
@@ -217,11 +226,15 @@ impl ScraperSource {
                 .unwrap_or(""),
             detail_path: path,
         };
-        Ok(Some(match self.detail(ctx, &url).await? {
-            Some(d) if self.client.site().is_boarding(&d.service) => {
-                self.record(&stored.external_id, &d, extra)
+        Ok(Some(match self.detail(ctx, &url, window_start).await? {
+            Some(d) if d.classification.is_boarding() => {
+                self.record(&stored.external_id, &d, extra)?
             }
-            _ => from_stored(stored).deleted(true),
+            Some(d) => {
+                tracing::debug!(id = %stored.external_id, why = %d.classification, "stored boarding is no longer one");
+                from_stored(stored).deleted(true)
+            }
+            None => from_stored(stored).deleted(true),
         }))
     }
 }
@@ -319,14 +332,15 @@ impl Source for ScraperSource {
             }
             details += 1;
             let detail_path = detail_path_of(&row.detail_url);
-            match self.detail(ctx, &row.detail_url).await? {
+            match self.detail(ctx, &row.detail_url, range.first).await? {
                 // Gone between the list and the detail page.
                 None => {
                     if let Some(s) = known.filter(|s| in_range(s.unit, range)) {
                         out.insert(id.clone(), from_stored(s).deleted(true));
                     }
                 }
-                Some(d) if !site.is_boarding(&d.service) => {
+                Some(d) if !d.classification.is_boarding() => {
+                    tracing::debug!(id = %id, why = %d.classification, "skipped");
                     // Was a boarding, is not any more.
                     if let Some(s) = known.filter(|s| in_range(s.unit, range) && !s.deleted) {
                         out.insert(id.clone(), from_stored(s).deleted(true));
@@ -338,7 +352,7 @@ impl Source for ScraperSource {
                         fingerprint: &row.fingerprint,
                         detail_path: &detail_path,
                     };
-                    let record = self.record(id, &d, extra);
+                    let record = self.record(id, &d, extra)?;
                     // Membership by check-in day: a boarding that began
                     // before the batch belongs to an earlier one. One that
                     // moved away is still written, so its stored copy follows.
@@ -358,7 +372,7 @@ impl Source for ScraperSource {
             .filter(|s| !s.deleted && !rows.contains_key(&s.external_id))
         {
             rechecked += 1;
-            if let Some(record) = self.recheck(ctx, s).await? {
+            if let Some(record) = self.recheck(ctx, s, range.first).await? {
                 out.insert(s.external_id.clone(), record);
             }
         }
