@@ -4,7 +4,8 @@
 //! **Empty week or changed layout?** A page with appointment links is a
 //! schedule page. A page without any is an empty week only when it still
 //! has a schedule page's usual structure ([`super::Selectors::schedule_markers`]:
-//! the pagination, links to other weeks, a `rel="next"` link) and shows no
+//! the pagination, links to other weeks, a `rel="next"` link; or a next link
+//! to a week path) and shows no
 //! part of an appointment card ([`super::Selectors::card_markers`]: pet or
 //! client names, event times or titles, `data-event_type`). Cards without
 //! links mean the links changed; no structure at all means the page is not a
@@ -133,15 +134,19 @@ impl Site {
             .c
             .schedule_markers
             .iter()
-            .any(|sel| doc.select(sel).next().is_some());
+            .any(|sel| doc.select(sel).next().is_some())
+            || next
+                .as_ref()
+                .is_some_and(|n| self.week_start_of(n).is_some());
         if !structure {
             return Err(ScrapeError::NotSchedule {
                 url: url.clone(),
                 what: format!(
                     "no appointment links (`{}`) and none of a schedule page's usual structure \
-                     ({})",
+                     ({}, or a next link to {})",
                     s.appointment_link,
-                    s.schedule_markers.join(", ")
+                    s.schedule_markers.join(", "),
+                    s.week_path
                 ),
             });
         }

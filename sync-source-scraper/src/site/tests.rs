@@ -269,9 +269,20 @@ fn the_usual_structure_is_configurable() {
     .unwrap();
     let u = url("/schedule/days-7/2026/2/9");
     assert!(s.parse_schedule(fixture!("week_empty.html"), &u).is_ok());
-    let without_grid = fixture!("week_empty.html").replace("days-7\">", "grid\">");
+    let without_grid = fixture!("week_empty.html")
+        .replace("days-7\">", "grid\">")
+        .replace("btn next", "btn");
     let e = s.parse_schedule(&without_grid, &u).unwrap_err();
     assert!(e.to_string().contains("table.days-7"), "{e}");
+    // A next link to another week is structure enough; one elsewhere is not.
+    let bare = |next: &str| {
+        format!("<html><body><nav><a class=\"next\" href=\"{next}\">Next</a></nav></body></html>")
+    };
+    let page = s
+        .parse_schedule(&bare("/schedule/days-7/2026/2/16"), &u)
+        .unwrap();
+    assert!(page.rows.is_empty() && page.next.is_some());
+    assert!(s.parse_schedule(&bare("/blog?page=2"), &u).is_err());
 }
 
 #[test]
