@@ -31,11 +31,11 @@ use crate::error::ScrapeError;
 /// site as the earlier in-house importer verified it; change a key when the
 /// site changes.
 ///
-/// Word patterns (the `*_patterns` keys) are matched case-insensitively as
-/// whole words: `dc` matches "DC:FT" and "D/C" does not match "dcx". Words
-/// in a pattern match any run of whitespace, `#` matches a number, and a
-/// trailing `*` lets the last word continue (`initial eval*` matches
-/// "Initial Evaluation").
+/// Word patterns (`non_boarding_service_patterns`, `cancelled_status_words`,
+/// `day_service_patterns`) are matched case-insensitively as whole words:
+/// `dc` matches "DC:FT" but not "DCX". Words in a pattern match any run of
+/// whitespace, `#` matches a number, and a trailing `*` lets the last word
+/// continue (`initial eval*` matches "Initial Evaluation").
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Selectors {
@@ -219,7 +219,7 @@ impl Default for Selectors {
             login_path: s("/login"),
             week_path: s("/schedule/days-7/{year}/{month}/{day}"),
             detail_prefix: s("/schedule/a/"),
-            login_error: s(".alert, .error, .errors, .notice, .message, .flash, [role='alert']"),
+            login_error: s(".alert, .error, .errors, .notice, .message, [role='alert']"),
             require_closing_html: true,
             appointment_link: s("a[href*='/schedule/a/']"),
             link_event_type_attr: s("data-event_type"),
