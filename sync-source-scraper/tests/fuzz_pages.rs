@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use chrono_tz::America::New_York;
+use chrono_tz::America::Los_Angeles;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sync_core::{
@@ -69,12 +69,14 @@ impl Respond for Site {
             ("GET", p) if p.starts_with("/schedule/a/") => {
                 if damaged == Damaged::Detail {
                     page(&body)
-                } else if p.starts_with("/schedule/a/1002/") {
-                    page(fixture!("detail_labels.html").as_bytes())
-                } else if p.starts_with("/schedule/a/1003/") {
+                } else if p.starts_with("/schedule/a/2049317/") {
+                    page(fixture!("detail_nights.html").as_bytes())
+                } else if p.starts_with("/schedule/a/C63QgDC1/") {
                     page(fixture!("detail_daycare.html").as_bytes())
-                } else if p.starts_with("/schedule/a/1004/") {
+                } else if p.starts_with("/schedule/a/C63QgCnX/") {
                     page(fixture!("detail_cancelled.html").as_bytes())
+                } else if p.starts_with("/schedule/a/C63QfyoF/") {
+                    page(fixture!("detail_stale_title.html").as_bytes())
                 } else {
                     page(fixture!("detail_boarding.html").as_bytes())
                 }
@@ -96,6 +98,11 @@ fn damaged(base: &'static str) -> impl Strategy<Value = Vec<u8>> {
             ">",
             "</div>",
             "<div class=\"appointment\">",
+            "<div class=\"price\" data-rate=\"x\">",
+            "<span class=\"service-name\">Day</span>",
+            "data-start_scheduled=\"99999999999999\"",
+            "<h1>2/30-3/2</h1>",
+            "<div class=\"pets-3\">",
             "&amp;",
             "&#xD800;",
             "\u{0}",
@@ -139,7 +146,7 @@ fn source(server: &MockServer) -> ScraperSource {
         Url::parse(&server.uri()).unwrap(),
         "staff@example.com",
         Secret::new("pw-fuzz-1"),
-        New_York,
+        Los_Angeles,
     );
     c.limits = RateLimits::UNLIMITED;
     c.retry = RetryPolicy {
@@ -174,7 +181,7 @@ fn damaged_pages_never_panic_the_source() {
         index: 0,
         span: BatchSpan::Days {
             range: Span::new(day(9), day(10)).unwrap(),
-            tz: New_York,
+            tz: Los_Angeles,
         },
     };
     let outcomes = [Cell::new(0u32), Cell::new(0u32)];
@@ -204,11 +211,12 @@ fn damaged_pages_never_panic_the_source() {
             ..Config::default()
         })
     };
-    let pages: [(Damaged, &'static str); 6] = [
+    let pages: [(Damaged, &'static str); 7] = [
         (Damaged::Week, fixture!("week.html")),
         (Damaged::Detail, fixture!("detail_boarding.html")),
-        (Damaged::Detail, fixture!("detail_labels.html")),
-        (Damaged::Detail, fixture!("detail_long_dates.html")),
+        (Damaged::Detail, fixture!("detail_nights.html")),
+        (Damaged::Detail, fixture!("detail_cross_month.html")),
+        (Damaged::Detail, fixture!("detail_day_services.html")),
         (Damaged::Login, fixture!("login.html")),
         (Damaged::Week, fixture!("week_empty.html")),
     ];

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use chrono_tz::America::New_York;
+use chrono_tz::America::Los_Angeles;
 use serde_json::json;
 use sync_core::{
     Batch, BatchCommit, BatchSpan, CheckpointStore, Coverage, DayRange, FetchContext, MemoryStore,
@@ -57,7 +57,7 @@ fn config(server: &MockServer) -> ScraperConfig {
         Url::parse(&server.uri()).unwrap(),
         "staff@example.com",
         Secret::new(PASSWORD),
-        New_York,
+        Los_Angeles,
     );
     c.limits = RateLimits::UNLIMITED;
     c.retry = RetryPolicy {
@@ -84,7 +84,7 @@ fn batch(first: u32, last: u32) -> Batch {
         index: 0,
         span: BatchSpan::Days {
             range: Span::new(day(first), day(last)).unwrap(),
-            tz: New_York,
+            tz: Los_Angeles,
         },
     }
 }
@@ -125,24 +125,22 @@ async fn mount_page(server: &MockServer, p: &str, body: &str, expected: u64) {
         .await;
 }
 
+/// The detail pages of `week.html`: two boardings (2049317 checks in on
+/// Feb 9, C63QgKsL on Feb 13), a daycare entry, a cancelled request and a
+/// boarding of March.
+const NIGHTS: &str = "/schedule/a/2049317/1770685080";
+const BOARDING: &str = "/schedule/a/C63QgKsL/1770944400";
+const DAYCARE: &str = "/schedule/a/C63QgDC1/1770656400";
+const CANCELLED: &str = "/schedule/a/C63QgCnX/1770739200";
+const MARCH: &str = "/schedule/a/C63QfyoF/1774998000";
+
 async fn mount_details(server: &MockServer, expected: u64) {
     for (p, body) in [
-        (
-            "/schedule/a/1001/1770674280",
-            fixture!("detail_boarding.html"),
-        ),
-        (
-            "/schedule/a/1002/1770631200",
-            fixture!("detail_labels.html"),
-        ),
-        (
-            "/schedule/a/1003/1770645600",
-            fixture!("detail_daycare.html"),
-        ),
-        (
-            "/schedule/a/1004/1770728400",
-            fixture!("detail_cancelled.html"),
-        ),
+        (NIGHTS, fixture!("detail_nights.html")),
+        (BOARDING, fixture!("detail_boarding.html")),
+        (DAYCARE, fixture!("detail_daycare.html")),
+        (CANCELLED, fixture!("detail_cancelled.html")),
+        (MARCH, fixture!("detail_stale_title.html")),
     ] {
         mount_page(server, p, body, expected).await;
     }
@@ -197,34 +195,43 @@ async fn imports_boardings_of_the_batch_days_only() {
     source.authenticate(&ctx).await.unwrap();
     assert!(!source.session_is_stale());
 
-    let records = source.fetch(&batch(9, 10), &ctx).await.unwrap();
-    // 1003 is daycare; 1001 and 1002 check in on the 9th, 1004 on the 10th.
-    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
-    let r = &records[0];
+    let records = source.fetch(&batch(9, 15), &ctx).await.unwrap();
+    // C63QgDC1 is daycare, C63QgCnX a cancelled request, C63QfyoF checks in
+    // in March.
+    assert_eq!(ids(&records), ["2049317", "C63QgKsL"]);
+    let r = &records[1];
     assert_eq!(r.entity, "boarding");
-    assert_eq!(r.unit, Unit::Day(day(9)));
+    assert_eq!(r.unit, Unit::Day(day(13)));
     assert_eq!(
         r.occurred_at.unwrap().to_rfc3339(),
-        "2026-02-09T21:58:00+00:00"
+        "2026-02-14T01:00:00+00:00"
     );
     assert!(!r.deleted);
     let p = &r.payload;
-    assert_eq!(p["appointment_id"], "1001");
-    assert_eq!(p["pet"], "Biscuit & Gravy");
-    assert_eq!(p["client"], "Smith & Jones");
-    assert_eq!(p["service"], "Holiday Boarding & Bath");
-    assert_eq!(p["status"], "Checked In");
-    assert_eq!(p["check_in"], "2026-02-09T21:58:00Z");
-    assert_eq!(p["check_out"], "2026-02-12T15:00:00Z");
-    assert_eq!(p["price"], json!(1234.5));
-    assert_eq!(p["event_type"], "boarding");
-    assert_eq!(p["detail_path"], "/schedule/a/1001/1770674280");
+    assert_eq!(p["appointment_id"], "C63QgKsL");
+    assert_eq!(p["pets"], json!(["Luna"]));
+    assert_eq!(p["client"]["name"], "John Smith");
+    assert_eq!(p["client"]["phone"], "+14155550100");
+    assert_eq!(p["service_type"], "2/13-18");
+    assert_eq!(p["status"], "Scheduled");
+    assert_eq!(p["check_in"], "2026-02-14T01:00:00Z");
+    assert_eq!(p["check_out"], "2026-02-18T18:00:00Z");
+    assert_eq!(p["check_in_day"], "2026-02-13");
+    assert_eq!(p["dates_from"], "title");
+    assert_eq!(p["price"]["total_cents"], json!(35000));
+    assert_eq!(
+        p["notes"],
+        "Luna loves belly rubs!\nFeed twice a day & walk at 6pm\nBring her blanket"
+    );
+    assert_eq!(p["fields"]["breeds"], "Golden Retriever");
+    assert_eq!(p["event_type"], "1");
+    assert_eq!(p["detail_path"], BOARDING);
     assert_eq!(p["list_fingerprint"].as_str().unwrap().len(), 32);
-    let cancelled = &records[2];
-    assert!(cancelled.deleted);
-    assert_eq!(cancelled.unit, Unit::Day(day(10)));
-    assert_eq!(records[1].payload["check_out"], json!(null));
-    assert_eq!(ctx.meter().requests(), 1 + 4 + 2);
+    let nights = &records[0];
+    assert_eq!(nights.unit, Unit::Day(day(9)));
+    assert_eq!(nights.payload["pets"], json!(["Biscuit", "Gravy & Co"]));
+    assert_eq!(nights.payload["dates_from"], "timestamps");
+    assert_eq!(ctx.meter().requests(), 2 + 1 + 5);
 }
 
 #[tokio::test]
@@ -387,7 +394,7 @@ async fn next_link_to_the_page_itself_does_not_loop() {
 #[tokio::test]
 async fn weeks_follow_the_next_link_and_multi_day_boardings_are_fetched_once() {
     // The site's next link may point to any start within the next seven
-    // days; both weeks list the multi-day boarding 1002.
+    // days; both weeks list every appointment again.
     let first =
         fixture!("week.html").replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/14");
     let second =
@@ -401,7 +408,7 @@ async fn weeks_follow_the_next_link_and_multi_day_boardings_are_fetched_once() {
     let ctx = context(&source, &Arc::new(MemoryStore::new()));
     // Feb 9..=Feb 20: the window of the 9th, then the one the link names (14th).
     let records = source.fetch(&batch(9, 20), &ctx).await.unwrap();
-    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
+    assert_eq!(ids(&records), ["2049317", "C63QgKsL"]);
     server2.verify().await;
 }
 
@@ -416,36 +423,18 @@ async fn unchanged_rows_reuse_the_stored_copy() {
         2,
     )
     .await;
-    // Details of boardings are read once; the daycare entry is not stored, so
-    // it is read each time.
-    for (p, body) in [
-        (
-            "/schedule/a/1001/1770674280",
-            fixture!("detail_boarding.html"),
-        ),
-        (
-            "/schedule/a/1002/1770631200",
-            fixture!("detail_labels.html"),
-        ),
-        (
-            "/schedule/a/1004/1770728400",
-            fixture!("detail_cancelled.html"),
-        ),
-    ] {
-        mount_page(&server, p, body, 1).await;
-    }
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        2,
-    )
-    .await;
+    // Details of stored boardings are read once; the others are not stored,
+    // so they are read each time.
+    mount_page(&server, NIGHTS, fixture!("detail_nights.html"), 1).await;
+    mount_page(&server, BOARDING, fixture!("detail_boarding.html"), 1).await;
+    mount_page(&server, DAYCARE, fixture!("detail_daycare.html"), 2).await;
+    mount_page(&server, CANCELLED, fixture!("detail_cancelled.html"), 2).await;
+    mount_page(&server, MARCH, fixture!("detail_stale_title.html"), 2).await;
     let source = ScraperSource::new(config(&server)).unwrap();
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&source, &store);
-    let b = batch(9, 10);
-    let range = Span::new(day(9), day(10)).unwrap();
+    let b = batch(9, 15);
+    let range = Span::new(day(9), day(15)).unwrap();
     let first = source.fetch(&b, &ctx).await.unwrap();
     commit(&store, &source, &first, range).await;
     let second = source.fetch(&b, &ctx).await.unwrap();
@@ -472,34 +461,19 @@ async fn a_changed_row_reads_the_detail_page_again() {
         .await;
     let changed = week.replace("Feb 9, 4:58pm - 7:24pm", "Feb 9, 4:58pm - 8:00pm");
     mount_page(&server, "/schedule/days-7/2026/2/9", &changed, 1).await;
-    mount_page(
-        &server,
-        "/schedule/a/1001/1770674280",
-        fixture!("detail_boarding.html"),
-        2,
-    )
-    .await;
-    mount_page(
-        &server,
-        "/schedule/a/1002/1770631200",
-        fixture!("detail_labels.html"),
-        1,
-    )
-    .await;
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        2,
-    )
-    .await;
+    mount_page(&server, NIGHTS, fixture!("detail_nights.html"), 2).await;
+    // Not stored (they check in on other days or are not boardings).
+    mount_page(&server, BOARDING, fixture!("detail_boarding.html"), 2).await;
+    mount_page(&server, DAYCARE, fixture!("detail_daycare.html"), 2).await;
+    mount_page(&server, CANCELLED, fixture!("detail_cancelled.html"), 2).await;
+    mount_page(&server, MARCH, fixture!("detail_stale_title.html"), 2).await;
     let source = ScraperSource::new(config(&server)).unwrap();
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&source, &store);
     let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
     commit(&store, &source, &first, Span::single(day(9))).await;
     let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    assert_eq!(ids(&second), ["1001", "1002"]);
+    assert_eq!(ids(&second), ["2049317"]);
     assert_ne!(
         first[0].payload["list_fingerprint"],
         second[0].payload["list_fingerprint"]
@@ -519,8 +493,8 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
         .with_priority(1)
         .mount(&server)
         .await;
-    // The second time the week shows nothing: 1001 is deleted (404), 1002
-    // was cancelled (its page says so).
+    // The second time the week shows nothing: 2049317 is deleted (404),
+    // C63QgKsL became a cancelled request (its page says so).
     mount_page(
         &server,
         "/schedule/days-7/2026/2/9",
@@ -529,53 +503,57 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
     )
     .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1001/1770674280"))
-        .respond_with(html(fixture!("detail_boarding.html")))
+        .and(path(NIGHTS))
+        .respond_with(html(fixture!("detail_nights.html")))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1001/1770674280"))
+        .and(path(NIGHTS))
         .respond_with(ResponseTemplate::new(404).set_body_string("<html><h1>Not found</h1></html>"))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1002/1770631200"))
-        .respond_with(html(fixture!("detail_labels.html")))
+        .and(path(BOARDING))
+        .respond_with(html(fixture!("detail_boarding.html")))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    let cancelled = fixture!("detail_labels.html").replace(">Confirmed<", ">Cancelled by client<");
-    mount_page(&server, "/schedule/a/1002/1770631200", &cancelled, 1).await;
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        1,
-    )
-    .await;
+    let cancelled = fixture!("detail_boarding.html").replace(
+        "<i class=\"icon-status\"></i> Scheduled",
+        "Request canceled",
+    );
+    mount_page(&server, BOARDING, &cancelled, 1).await;
+    mount_page(&server, DAYCARE, fixture!("detail_daycare.html"), 1).await;
+    mount_page(&server, CANCELLED, fixture!("detail_cancelled.html"), 1).await;
+    mount_page(&server, MARCH, fixture!("detail_stale_title.html"), 1).await;
     let source = ScraperSource::new(config(&server)).unwrap();
     let store = Arc::new(MemoryStore::new());
     let ctx = context(&source, &store);
-    let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    let range = Span::new(day(9), day(15)).unwrap();
+    let first = source.fetch(&batch(9, 15), &ctx).await.unwrap();
+    assert_eq!(ids(&first), ["2049317", "C63QgKsL"]);
     assert!(first.iter().all(|r| !r.deleted));
-    commit(&store, &source, &first, Span::single(day(9))).await;
+    commit(&store, &source, &first, range).await;
 
-    let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    assert_eq!(ids(&second), ["1001", "1002"]);
+    let second = source.fetch(&batch(9, 15), &ctx).await.unwrap();
+    assert_eq!(ids(&second), ["2049317", "C63QgKsL"]);
     assert!(second.iter().all(|r| r.deleted), "{second:?}");
     assert_eq!(
         second[0].payload, first[0].payload,
         "a 404 keeps the last known data"
     );
-    assert_eq!(second[1].payload["status"], "Cancelled by client");
-    commit(&store, &source, &second, Span::single(day(9))).await;
+    assert_eq!(
+        second[1].payload, first[1].payload,
+        "no longer a boarding: the last boarding data is kept"
+    );
+    commit(&store, &source, &second, range).await;
 
     // Already known as deleted: not re-checked again (no more detail mocks).
-    let third = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    let third = source.fetch(&batch(9, 15), &ctx).await.unwrap();
     assert!(third.is_empty(), "{third:?}");
     server.verify().await;
 }
@@ -586,23 +564,18 @@ async fn missing_field_is_bad_data_naming_the_url_and_the_field() {
     mount_login(&server, 1).await;
     let one_row = fixture!("week.html");
     mount_page(&server, "/schedule/days-7/2026/2/9", one_row, 1).await;
-    mount_page(
-        &server,
-        "/schedule/a/1001/1770674280",
-        fixture!("detail_missing_checkin.html"),
-        1,
-    )
-    .await;
+    // The first detail page read (ids in order) has no dates at all.
+    mount_page(&server, NIGHTS, fixture!("detail_missing_when.html"), 1).await;
     let source = ScraperSource::new(config(&server)).unwrap();
     let ctx = context(&source, &Arc::new(MemoryStore::new()));
     let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
     assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
     let msg = e.to_string();
+    assert!(msg.contains(&format!("{}{NIGHTS}", server.uri())), "{msg}");
     assert!(
-        msg.contains(&format!("{}/schedule/a/1001/1770674280", server.uri())),
+        msg.contains("missing check-in and check-out: no dates in the title"),
         "{msg}"
     );
-    assert!(msg.contains("missing check-in"), "{msg}");
 }
 
 #[tokio::test]
@@ -620,7 +593,8 @@ async fn a_page_that_is_not_a_schedule_is_an_error_not_an_empty_week() {
     let ctx = context(&source, &Arc::new(MemoryStore::new()));
     let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
     assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
-    assert!(e.to_string().contains("schedule container"), "{e}");
+    assert!(e.to_string().contains("is not a schedule page"), "{e}");
+    assert!(e.to_string().contains("/schedule/days-7/2026/2/9"), "{e}");
 }
 
 #[tokio::test]
