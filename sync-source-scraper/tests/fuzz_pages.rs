@@ -1,7 +1,8 @@
 //! Mutated and truncated real pages through the whole HTTP path of the
 //! source (login, week page, detail pages): `Ok` or `Err`, never a panic.
 //! The parsers' own property tests are in `src/site/tests.rs`; these feed
-//! the same kind of damage through `Source::fetch`.
+//! the same kind of damage through the source's pages (inside the core's
+//! retry and session wrappers, as the engine calls it).
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,8 @@ use chrono_tz::America::Los_Angeles;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sync_core::{
-    Batch, BatchSpan, FetchContext, MemoryStore, RateLimiter, RateLimits, RetryPolicy, Secret,
-    Source, Span, Store,
+    Authenticated, Batch, BatchSpan, FetchContext, MemoryStore, RateLimits, RetryPolicy, Retrying,
+    Secret, Source, SourceExt, Span, Store,
 };
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use url::Url;
@@ -149,15 +150,18 @@ fn source(server: &MockServer) -> ScraperSource {
         Los_Angeles,
     );
     c.limits = RateLimits::UNLIMITED;
-    c.retry = RetryPolicy {
+    c.request_timeout = Duration::from_secs(5);
+    ScraperSource::new(c).unwrap()
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
         max_retries: 1,
         initial_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(1),
         jitter: false,
         ..RetryPolicy::default()
-    };
-    c.request_timeout = Duration::from_secs(5);
-    ScraperSource::new(c).unwrap()
+    }
 }
 
 #[test]
@@ -177,23 +181,24 @@ fn damaged_pages_never_panic_the_source() {
         server
     });
     let day = |d| NaiveDate::from_ymd_opt(2026, 2, d).unwrap();
-    let batch = Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    let batch = Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::new(day(9), day(10)).unwrap(),
             tz: Los_Angeles,
         },
-    };
+    );
     let outcomes = [Cell::new(0u32), Cell::new(0u32)];
     let check = |which: Damaged, body: Vec<u8>| {
         *site.0.lock().unwrap() = (which, body);
         // A fresh source per case: no session or cache carried over.
         let source = source(&server);
-        let ctx = FetchContext::new(source.stream().clone(), Arc::new(RateLimiter::unlimited()))
+        let ctx = FetchContext::new(source.stream().clone())
             .with_store(Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let stack = Authenticated::new(Retrying::new(&source, retry()));
         let got = rt.block_on(async {
-            source.authenticate(&ctx).await?;
-            source.fetch(&batch, &ctx).await
+            stack.login(&ctx).await?;
+            stack.fetch_batch(&batch, &ctx).await
         });
         let slot = &outcomes[usize::from(got.is_ok())];
         slot.set(slot.get() + 1);
