@@ -54,8 +54,15 @@ fn collect(el: ElementRef<'_>, out: &mut String, lines: bool) {
                     out.push('\n');
                 }
                 last_block = block;
+                // A line break in the page's source is whitespace: only
+                // `<br>` and blocks break lines.
+                out.extend(text.chars().map(|c| match c {
+                    '\n' | '\r' | '\u{2028}' | '\u{2029}' | '\u{85}' => ' ',
+                    c => c,
+                }));
+            } else {
+                out.push_str(text);
             }
-            out.push_str(text);
         } else {
             out.push(if lines { '\n' } else { ' ' });
         }
@@ -71,8 +78,9 @@ pub(crate) fn text_of(el: ElementRef<'_>) -> String {
 }
 
 /// The text of an element keeping its line breaks: `<br>` and the ends of
-/// block elements (`p`, `div`, `li`, `tr`) start a new line; each line is
-/// normalised and empty lines are dropped.
+/// block elements (`p`, `div`, `li`, `tr`) start a new line (a line break
+/// in the HTML source is only whitespace); each line is normalised and
+/// empty lines are dropped.
 pub(crate) fn text_lines(el: ElementRef<'_>) -> String {
     let mut out = String::new();
     collect(el, &mut out, true);
@@ -126,5 +134,15 @@ mod tests {
         let el = doc.select(&sel).next().unwrap();
         assert_eq!(text_lines(el), "Gate code 1234\nkey under mat\ncall & wait");
         assert_eq!(text_of(el), "Gate code 1234 key under mat call & wait");
+    }
+
+    #[test]
+    fn source_line_breaks_are_whitespace() {
+        let doc = Html::parse_fragment(
+            "<div id=x>Gate\n code\r\nis 1234<br>\nKey under\n\n the mat\n</div>",
+        );
+        let sel = Selector::parse("#x").unwrap();
+        let el = doc.select(&sel).next().unwrap();
+        assert_eq!(text_lines(el), "Gate code is 1234\nKey under the mat");
     }
 }
