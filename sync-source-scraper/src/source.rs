@@ -39,8 +39,12 @@
 //!     current; or
 //!   - this source read its detail page less than [`REUSE_WITHIN`] ago (in
 //!     this process, for a neighbouring batch: weeks overlap): a
-//!     non-boarding is skipped, a boarding of the batch's days is taken from
-//!     the store when the store holds that copy.
+//!     non-boarding is skipped, a boarding of the batch's days is the
+//!     record as read then (kept in memory, at most a few thousand). This
+//!     is checked again right before the request, since the engine reads
+//!     neighbouring weeks at the same time; an undated entry (daycare and
+//!     recurring entries, listed on every week with another occurrence) that
+//!     was no boarding counts as the same entry whatever its occurrence.
 //!
 //!   Any other listed appointment's detail page is read, also when a stored
 //!   copy exists (it may be old).
@@ -109,8 +113,9 @@ pub const REUSE_WITHIN: Duration = Duration::from_secs(60 * 60);
 
 /// Ids per `ExistingQuery::ByIds` call.
 const IDS_PER_QUERY: usize = 500;
-/// Detail pages remembered at most (then the memory starts afresh).
-const MEMO_MAX: usize = 50_000;
+/// Detail pages remembered at most (then the oldest are forgotten): a few
+/// weeks of appointments, a few megabytes.
+const MEMO_MAX: usize = 5_000;
 /// Days one schedule page shows.
 const WEEK: i64 = 7;
 
@@ -140,6 +145,8 @@ enum Step {
         url: String,
         event_type: Option<String>,
         fingerprint: String,
+        #[serde(default)]
+        undated: bool,
         stored: Option<Copy>,
     },
     /// A stored boarding the list no longer shows.
@@ -178,7 +185,11 @@ struct Memo(Mutex<HashMap<String, Seen>>);
 struct Seen {
     fingerprint: String,
     at: Instant,
-    boarding: bool,
+    /// The boarding's record as read; `None`: not a boarding.
+    record: Option<Record>,
+    /// The list entry had no date (a recurring or daycare entry, listed on
+    /// every week with another occurrence each time).
+    undated: bool,
 }
 
 impl Memo {
@@ -186,28 +197,35 @@ impl Memo {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, id: &str, fingerprint: &str, boarding: bool) {
+    fn remember(&self, id: &str, entry: &Entry, record: Option<&Record>) {
         let mut m = self.lock();
         if m.len() >= MEMO_MAX && !m.contains_key(id) {
-            m.clear();
+            m.retain(|_, seen| seen.at.elapsed() < REUSE_WITHIN);
+            if m.len() >= MEMO_MAX {
+                m.clear();
+            }
         }
         m.insert(
             id.to_string(),
             Seen {
-                fingerprint: fingerprint.to_string(),
+                fingerprint: entry.fingerprint.clone(),
                 at: Instant::now(),
-                boarding,
+                record: record.cloned(),
+                undated: entry.undated,
             },
         );
     }
 
-    /// Whether the detail page of `id` was read lately with this list
-    /// entry: `Some(is_boarding)`.
-    fn recent(&self, id: &str, fingerprint: &str) -> Option<bool> {
+    /// What the detail page of `id` gave when it was read lately with this
+    /// list entry: `Some(None)` for a non-boarding. An undated entry that
+    /// was no boarding is taken as the same entry whatever its occurrence
+    /// (its timestamp and time string change from week to week).
+    fn recent(&self, id: &str, entry: &Entry) -> Option<Option<Record>> {
         let m = self.lock();
         let seen = m.get(id)?;
-        (seen.fingerprint == fingerprint && seen.at.elapsed() < REUSE_WITHIN)
-            .then_some(seen.boarding)
+        let same = seen.fingerprint == entry.fingerprint
+            || (entry.undated && seen.undated && seen.record.is_none());
+        (same && seen.at.elapsed() < REUSE_WITHIN).then(|| seen.record.clone())
     }
 }
 
@@ -282,13 +300,15 @@ impl ScraperSource {
             .into_iter()
             .filter(|r| !seen.contains(&r.id))
             .collect();
-        let stored = self.stored_by_id(ctx, rows.iter().map(|r| r.id.clone())).await?;
+        let stored = self
+            .stored_by_id(ctx, rows.iter().map(|r| r.id.clone()))
+            .await?;
         let mut out = Page::default();
         let (mut read, mut skipped) = (0usize, 0usize);
         for row in &rows {
             seen.insert(row.id.clone());
             let known = stored.get(&row.id);
-            match self.skip(batch, range, row, known) {
+            match self.skip(batch, range, row, start, known) {
                 Skip::No => {
                     read += 1;
                     out.more.push(Cursor::new(Step::Detail {
@@ -296,12 +316,13 @@ impl ScraperSource {
                         url: row.detail_url.to_string(),
                         event_type: row.event_type.clone(),
                         fingerprint: row.fingerprint.clone(),
+                        undated: row.start_day(start).is_none(),
                         stored: known.map(Copy::from),
                     }));
                 }
-                Skip::Stored(s) => {
+                Skip::Record(record) => {
                     skipped += 1;
-                    out.records.push(from_stored(s));
+                    out.records.push(record);
                 }
                 Skip::Nothing => skipped += 1,
             }
@@ -355,36 +376,62 @@ impl ScraperSource {
 
     /// Whether a listed appointment's detail page may be skipped (see the
     /// module documentation).
-    fn skip<'s>(
+    fn skip(
         &self,
         batch: &Batch,
         range: DayRange,
         row: &ListRow,
-        known: Option<&'s StoredRecord>,
-    ) -> Skip<'s> {
+        start: NaiveDate,
+        known: Option<&StoredRecord>,
+    ) -> Skip {
         if batch.recheck || !self.config.reuse_unchanged {
             return Skip::No;
         }
         let site = self.client.site();
         let row_cancelled = row.status.as_deref().is_some_and(|s| site.is_cancelled(s));
-        let same_copy = known.filter(|s| {
-            s.payload.get("list_fingerprint").and_then(Value::as_str)
-                == Some(row.fingerprint.as_str())
-                && (s.deleted || !row_cancelled)
+        let elsewhere = known.is_some_and(|s| {
+            !s.deleted
+                && !row_cancelled
+                && !in_range(s.unit, range)
+                && s.payload.get("list_fingerprint").and_then(Value::as_str)
+                    == Some(row.fingerprint.as_str())
         });
-        if let Some(s) = same_copy {
-            if !s.deleted && !in_range(s.unit, range) {
-                return Skip::Nothing;
-            }
+        if elsewhere {
+            return Skip::Nothing;
         }
-        match self.memo.recent(&row.id, &row.fingerprint) {
-            Some(false) => Skip::Nothing,
-            Some(true) => match same_copy {
-                Some(s) if in_range(s.unit, range) => Skip::Stored(s),
-                Some(s) if !in_range(s.unit, range) => Skip::Nothing,
-                _ => Skip::No,
-            },
-            None => Skip::No,
+        let entry = Entry {
+            fingerprint: row.fingerprint.clone(),
+            undated: row.start_day(start).is_none(),
+        };
+        self.lately(
+            batch,
+            range,
+            &row.id,
+            &entry,
+            known.is_some_and(|s| !s.deleted),
+        )
+    }
+
+    /// Whether this source read the detail page of `id`, with this list
+    /// entry, lately (for a first fetch only). A non-boarding that the store
+    /// holds as a live boarding is read again (the batch that found it out
+    /// may have failed before its deletion was stored).
+    fn lately(
+        &self,
+        batch: &Batch,
+        range: DayRange,
+        id: &str,
+        entry: &Entry,
+        stored_live: bool,
+    ) -> Skip {
+        if batch.recheck || !self.config.reuse_unchanged {
+            return Skip::No;
+        }
+        match self.memo.recent(id, entry) {
+            Some(Some(record)) if in_range(record.unit, range) => Skip::Record(record),
+            Some(Some(_)) => Skip::Nothing,
+            Some(None) if !stored_live => Skip::Nothing,
+            _ => Skip::No,
         }
     }
 
@@ -470,7 +517,7 @@ impl ScraperSource {
                 live.map(|s| copy_record(id, s).deleted(true))
             }
             Some(d) if !d.classification.is_boarding() => {
-                self.memo.remember(id, extra.fingerprint, false);
+                self.memo.remember(id, &extra.entry(), None);
                 tracing::debug!(id = %id, why = %d.classification, "not a boarding");
                 live.map(|s| {
                     // The stored boarding is one no more: its last data as
@@ -484,8 +531,9 @@ impl ScraperSource {
                 })
             }
             Some(d) => {
-                self.memo.remember(id, extra.fingerprint, true);
-                Some(self.record(id, &d, extra, url)?)
+                let record = self.record(id, &d, extra, url)?;
+                self.memo.remember(id, &extra.entry(), Some(&record));
+                Some(record)
             }
         })
     }
@@ -514,6 +562,7 @@ impl ScraperSource {
                 .get("list_fingerprint")
                 .and_then(Value::as_str)
                 .unwrap_or(""),
+            undated: false,
             detail_path: path,
         };
         self.read(ctx, id, &url, window_start, &extra, Some(stored))
@@ -522,11 +571,11 @@ impl ScraperSource {
 }
 
 /// What [`ScraperSource::skip`] decided.
-enum Skip<'s> {
+enum Skip {
     /// Read the detail page.
     No,
-    /// Skip it; the stored copy is the batch's record.
-    Stored(&'s StoredRecord),
+    /// Skip it; the record as this source read it lately is the batch's.
+    Record(Record),
     /// Skip it; another batch holds the record (or it is no boarding).
     Nothing,
 }
@@ -535,7 +584,23 @@ enum Skip<'s> {
 struct Extra<'a> {
     event_type: Option<&'a str>,
     fingerprint: &'a str,
+    undated: bool,
     detail_path: &'a str,
+}
+
+impl Extra<'_> {
+    fn entry(&self) -> Entry {
+        Entry {
+            fingerprint: self.fingerprint.to_string(),
+            undated: self.undated,
+        }
+    }
+}
+
+/// A list entry, as the memory of detail pages compares it.
+struct Entry {
+    fingerprint: String,
+    undated: bool,
 }
 
 /// A record rebuilt from a stored copy carried in a request.
@@ -651,6 +716,7 @@ impl Source for ScraperSource {
                 url,
                 event_type,
                 fingerprint,
+                undated,
                 stored,
             } => {
                 let url = parse_url(&url)?;
@@ -658,8 +724,17 @@ impl Source for ScraperSource {
                 let extra = Extra {
                     event_type: event_type.as_deref(),
                     fingerprint: &fingerprint,
+                    undated,
                     detail_path: &detail_path,
                 };
+                // A neighbouring batch in flight at the same time may have
+                // read the page since this one's schedule page came.
+                let live = stored.as_ref().is_some_and(|s| !s.deleted);
+                match self.lately(batch, range, &id, &extra.entry(), live) {
+                    Skip::Record(record) => return Ok(Page::last(vec![record])),
+                    Skip::Nothing => return Ok(Page::default()),
+                    Skip::No => {}
+                }
                 let record = self
                     .read(ctx, &id, &url, range.first, &extra, stored.as_ref())
                     .await?;
@@ -679,10 +754,7 @@ impl Source for ScraperSource {
         let Some(&start) = starts.get(starts.len() / 2) else {
             return Ok(None);
         };
-        let url = self
-            .client
-            .site()
-            .week_url(self.client.base_url(), start)?;
+        let url = self.client.site().week_url(self.client.base_url(), start)?;
         let page = self.schedule_page(ctx, &url).await?;
         let end = start + ChronoDuration::days(WEEK - 1);
         let items = page
@@ -716,14 +788,13 @@ impl Source for ScraperSource {
                 };
                 (
                     first,
-                    starts.map(|start| Cursor::new(CountStep { start })).collect(),
+                    starts
+                        .map(|start| Cursor::new(CountStep { start }))
+                        .collect(),
                 )
             }
         };
-        let url = self
-            .client
-            .site()
-            .week_url(self.client.base_url(), start)?;
+        let url = self.client.site().week_url(self.client.base_url(), start)?;
         let page = self.schedule_page(ctx, &url).await?;
         let stored = self
             .stored_by_id(ctx, page.rows.iter().map(|r| r.id.clone()))

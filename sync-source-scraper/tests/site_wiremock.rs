@@ -13,8 +13,8 @@ use chrono_tz::America::Los_Angeles;
 use serde_json::json;
 use sync_core::{
     Authenticated, Batch, BatchCommit, BatchSpan, CheckpointStore, Coverage, DayRange,
-    FetchContext, MemoryStore, RateLimits, Record, RetryPolicy, Retrying, RunId, RunReport,
-    Secret, Source, SourceExt, Span, Store, SyncError, SyncMode, Unit,
+    FetchContext, MemoryStore, RateLimits, Record, RetryPolicy, Retrying, RunId, RunReport, Secret,
+    Source, SourceExt, Span, Store, SyncError, SyncMode, Unit,
 };
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use url::Url;
@@ -88,8 +88,8 @@ impl Kennel {
     fn new(config: ScraperConfig, store: &Arc<MemoryStore>) -> Self {
         let source = Arc::new(ScraperSource::new(config).unwrap());
         let stack = Authenticated::new(Retrying::new(source.clone(), retry()));
-        let ctx = FetchContext::new(source.stream().clone())
-            .with_store(store.clone() as Arc<dyn Store>);
+        let ctx =
+            FetchContext::new(source.stream().clone()).with_store(store.clone() as Arc<dyn Store>);
         Self { source, stack, ctx }
     }
 
@@ -493,7 +493,10 @@ async fn a_first_fetch_reuses_what_this_source_just_read_and_a_recheck_reads_it_
     let second = k.fetch(&b).await.unwrap();
     assert_eq!(ids(&second), in_days(&first, 9, 15));
     for a in &second {
-        let b = first.iter().find(|r| r.external_id == a.external_id).unwrap();
+        let b = first
+            .iter()
+            .find(|r| r.external_id == a.external_id)
+            .unwrap();
         assert_eq!((a.hash, a.deleted, a.unit), (b.hash, b.deleted, b.unit));
         assert_eq!(a.payload, b.payload);
         assert_eq!(a.occurred_at, b.occurred_at);
@@ -561,7 +564,10 @@ async fn an_edit_only_the_detail_page_shows_is_seen_by_a_recheck() {
         .await;
     let repriced = fixture!("detail_boarding.html")
         .replace("Total $350", "Total $375")
-        .replace("Luna loves belly rubs!", "Luna loves belly rubs! Bath on Friday.");
+        .replace(
+            "Luna loves belly rubs!",
+            "Luna loves belly rubs! Bath on Friday.",
+        );
     assert_ne!(repriced, fixture!("detail_boarding.html"));
     mount_page(&server, BOARDING, &repriced, 1).await;
     for (p, body) in [
@@ -667,7 +673,13 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
 async fn missing_field_is_bad_data_naming_the_url_and_the_field() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
-    mount_page(&server, "/schedule/days-7/2026/2/9", fixture!("week.html"), 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        1,
+    )
+    .await;
     mount_page(&server, NIGHTS, fixture!("detail_missing_when.html"), 1).await;
     for (p, body) in [
         (BOARDING, fixture!("detail_boarding.html")),
@@ -696,7 +708,13 @@ async fn missing_field_is_bad_data_naming_the_url_and_the_field() {
 async fn a_price_block_without_its_price_items_is_bad_data() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
-    mount_page(&server, "/schedule/days-7/2026/2/9", fixture!("week.html"), 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        1,
+    )
+    .await;
     mount_page(&server, BOARDING, fixture!("detail_price_no_divs.html"), 1).await;
     for (p, body) in [
         (NIGHTS, fixture!("detail_nights.html")),
@@ -714,7 +732,10 @@ async fn a_price_block_without_its_price_items_is_bad_data() {
     let e = k.fetch(&batch(9, 15)).await.unwrap_err();
     assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
     let msg = e.to_string();
-    assert!(msg.contains(&format!("{}{BOARDING}", server.uri())), "{msg}");
+    assert!(
+        msg.contains(&format!("{}{BOARDING}", server.uri())),
+        "{msg}"
+    );
     assert!(msg.contains("no price items"), "{msg}");
 }
 
@@ -803,12 +824,25 @@ async fn per_day_counts_come_from_the_list_for_the_boardings_the_store_holds() {
     let k = kennel(&server, &store);
     let range = Span::new(day(9), day(15)).unwrap();
     // Nothing stored: nothing counted (the list cannot tell a boarding).
-    let counts = k.stack.all_day_counts(range, &k.ctx).await.unwrap().unwrap();
+    let counts = k
+        .stack
+        .all_day_counts(range, &k.ctx)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(counts.is_empty(), "{counts:?}");
     let records = k.fetch(&batch(9, 15)).await.unwrap();
     commit(&store, &k.source, &records, range).await;
-    let counts = k.stack.all_day_counts(range, &k.ctx).await.unwrap().unwrap();
-    assert_eq!(counts, store.day_counts(k.source.stream(), range).await.unwrap());
+    let counts = k
+        .stack
+        .all_day_counts(range, &k.ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        counts,
+        store.day_counts(k.source.stream(), range).await.unwrap()
+    );
     assert_eq!(
         counts.into_iter().collect::<Vec<_>>(),
         [(day(9), 1), (day(13), 1)]
@@ -826,7 +860,11 @@ async fn only_day_batches_in_the_kennel_time_zone() {
     let k = kennel(&server, &new_store());
     let keys = Batch::new(0, BatchSpan::Keys(Span::new(1, 2).unwrap()));
     assert_eq!(
-        k.source.fetch_page(&keys, None, &k.ctx).await.unwrap_err().kind(),
+        k.source
+            .fetch_page(&keys, None, &k.ctx)
+            .await
+            .unwrap_err()
+            .kind(),
         "invalid_input"
     );
     let other_tz = Batch::new(
@@ -836,14 +874,21 @@ async fn only_day_batches_in_the_kennel_time_zone() {
             tz: chrono_tz::Europe::Berlin,
         },
     );
-    let e = k.source.fetch_page(&other_tz, None, &k.ctx).await.unwrap_err();
+    let e = k
+        .source
+        .fetch_page(&other_tz, None, &k.ctx)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("Europe/Berlin"), "{e}");
     let info = k.source.info();
     assert_eq!(
         info.stream.to_string(),
         format!("kennel:127.0.0.1:{}/boardings", server.address().port())
     );
-    assert_eq!((info.cost.per_window, info.cost.per_item, info.cost.login), (1.0, 1.0, 2));
+    assert_eq!(
+        (info.cost.per_window, info.cost.per_item, info.cost.login),
+        (1.0, 1.0, 2)
+    );
     assert!(info.supports_day_counts && info.supports_probe && !info.supports_delta);
     assert_eq!(info.session_max_age, Some(Duration::from_secs(330)));
     assert!(server.received_requests().await.unwrap().is_empty());
