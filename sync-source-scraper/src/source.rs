@@ -30,7 +30,9 @@
 //! unchanged list entry never proves an unchanged appointment. Hence:
 //!
 //! - a batch that re-checks stored days (`batch.recheck`: a forced run, or a
-//!   delta's re-check by age) reads **every** listed detail page;
+//!   delta's re-check by age) reads **every** listed detail page, except one
+//!   that this same run has just read for a neighbouring week (weeks
+//!   overlap: a boarding is listed on every week it spans);
 //! - on a first fetch (days not yet covered), with
 //!   [`ScraperConfig::reuse_unchanged`] on (the default), a listed
 //!   appointment is skipped when its list entry is unchanged and either
@@ -80,7 +82,7 @@
 //! the appointment leaves the list).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -91,7 +93,8 @@ use serde_json::{json, Value};
 use sync_core::plan::local_day_of;
 use sync_core::{
     Batch, BatchSpan, Cursor, DayCounts, DayRange, ExistingQuery, FetchContext, FetchCost, Page,
-    Probe, Record, Result, Source, SourceInfo, StoredRecord, StreamId, SyncError, Unit, Windows,
+    Probe, Record, Result, RunMeter, Source, SourceInfo, StoredRecord, StreamId, SyncError, Unit,
+    Windows,
 };
 use url::Url;
 
@@ -190,6 +193,8 @@ struct Seen {
     /// The list entry had no date (a recurring or daycare entry, listed on
     /// every week with another occurrence each time).
     undated: bool,
+    /// The run that read it (the engine's meter is one per run).
+    run: Weak<RunMeter>,
 }
 
 impl Memo {
@@ -197,7 +202,7 @@ impl Memo {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, id: &str, entry: &Entry, record: Option<&Record>) {
+    fn remember(&self, ctx: &FetchContext, id: &str, entry: &Entry, record: Option<&Record>) {
         let mut m = self.lock();
         if m.len() >= MEMO_MAX && !m.contains_key(id) {
             m.retain(|_, seen| seen.at.elapsed() < REUSE_WITHIN);
@@ -212,20 +217,35 @@ impl Memo {
                 at: Instant::now(),
                 record: record.cloned(),
                 undated: entry.undated,
+                run: Arc::downgrade(ctx.meter()),
             },
         );
     }
 
     /// What the detail page of `id` gave when it was read lately with this
-    /// list entry: `Some(None)` for a non-boarding. An undated entry that
-    /// was no boarding is taken as the same entry whatever its occurrence
-    /// (its timestamp and time string change from week to week).
-    fn recent(&self, id: &str, entry: &Entry) -> Option<Option<Record>> {
+    /// list entry: `Some(None)` for a non-boarding. Lately: by this run
+    /// when `this_run`, else less than [`REUSE_WITHIN`] ago. An undated
+    /// entry that was no boarding is taken as the same entry whatever its
+    /// occurrence (its timestamp and time string change from week to week).
+    fn recent(
+        &self,
+        ctx: &FetchContext,
+        id: &str,
+        entry: &Entry,
+        this_run: bool,
+    ) -> Option<Option<Record>> {
         let m = self.lock();
         let seen = m.get(id)?;
         let same = seen.fingerprint == entry.fingerprint
             || (entry.undated && seen.undated && seen.record.is_none());
-        (same && seen.at.elapsed() < REUSE_WITHIN).then(|| seen.record.clone())
+        let lately = if this_run {
+            seen.run
+                .upgrade()
+                .is_some_and(|run| Arc::ptr_eq(&run, ctx.meter()))
+        } else {
+            seen.at.elapsed() < REUSE_WITHIN
+        };
+        (same && lately).then(|| seen.record.clone())
     }
 }
 
@@ -308,7 +328,7 @@ impl ScraperSource {
         for row in &rows {
             seen.insert(row.id.clone());
             let known = stored.get(&row.id);
-            match self.skip(batch, range, row, start, known) {
+            match self.skip(ctx, batch, range, row, start, known) {
                 Skip::No => {
                     read += 1;
                     out.more.push(Cursor::new(Step::Detail {
@@ -378,14 +398,23 @@ impl ScraperSource {
     /// module documentation).
     fn skip(
         &self,
+        ctx: &FetchContext,
         batch: &Batch,
         range: DayRange,
         row: &ListRow,
         start: NaiveDate,
         known: Option<&StoredRecord>,
     ) -> Skip {
-        if batch.recheck || !self.config.reuse_unchanged {
+        if !self.config.reuse_unchanged {
             return Skip::No;
+        }
+        let stored_live = known.is_some_and(|s| !s.deleted);
+        let entry = Entry {
+            fingerprint: row.fingerprint.clone(),
+            undated: row.start_day(start).is_none(),
+        };
+        if batch.recheck {
+            return self.lately(ctx, batch, range, &row.id, &entry, stored_live);
         }
         let site = self.client.site();
         let row_cancelled = row.status.as_deref().is_some_and(|s| site.is_cancelled(s));
@@ -399,35 +428,27 @@ impl ScraperSource {
         if elsewhere {
             return Skip::Nothing;
         }
-        let entry = Entry {
-            fingerprint: row.fingerprint.clone(),
-            undated: row.start_day(start).is_none(),
-        };
-        self.lately(
-            batch,
-            range,
-            &row.id,
-            &entry,
-            known.is_some_and(|s| !s.deleted),
-        )
+        self.lately(ctx, batch, range, &row.id, &entry, stored_live)
     }
 
     /// Whether this source read the detail page of `id`, with this list
-    /// entry, lately (for a first fetch only). A non-boarding that the store
-    /// holds as a live boarding is read again (the batch that found it out
-    /// may have failed before its deletion was stored).
+    /// entry, lately: in this run for a batch that re-checks, else less than
+    /// [`REUSE_WITHIN`] ago. A non-boarding that the store holds as a live
+    /// boarding is read again (the batch that found it out may have failed
+    /// before its deletion was stored).
     fn lately(
         &self,
+        ctx: &FetchContext,
         batch: &Batch,
         range: DayRange,
         id: &str,
         entry: &Entry,
         stored_live: bool,
     ) -> Skip {
-        if batch.recheck || !self.config.reuse_unchanged {
+        if !self.config.reuse_unchanged {
             return Skip::No;
         }
-        match self.memo.recent(id, entry) {
+        match self.memo.recent(ctx, id, entry, batch.recheck) {
             Some(Some(record)) if in_range(record.unit, range) => Skip::Record(record),
             Some(Some(_)) => Skip::Nothing,
             Some(None) if !stored_live => Skip::Nothing,
@@ -517,7 +538,7 @@ impl ScraperSource {
                 live.map(|s| copy_record(id, s).deleted(true))
             }
             Some(d) if !d.classification.is_boarding() => {
-                self.memo.remember(id, &extra.entry(), None);
+                self.memo.remember(ctx, id, &extra.entry(), None);
                 tracing::debug!(id = %id, why = %d.classification, "not a boarding");
                 live.map(|s| {
                     // The stored boarding is one no more: its last data as
@@ -532,7 +553,7 @@ impl ScraperSource {
             }
             Some(d) => {
                 let record = self.record(id, &d, extra, url)?;
-                self.memo.remember(id, &extra.entry(), Some(&record));
+                self.memo.remember(ctx, id, &extra.entry(), Some(&record));
                 Some(record)
             }
         })
@@ -730,7 +751,7 @@ impl Source for ScraperSource {
                 // A neighbouring batch in flight at the same time may have
                 // read the page since this one's schedule page came.
                 let live = stored.as_ref().is_some_and(|s| !s.deleted);
-                match self.lately(batch, range, &id, &extra.entry(), live) {
+                match self.lately(ctx, batch, range, &id, &extra.entry(), live) {
                     Skip::Record(record) => return Ok(Page::last(vec![record])),
                     Skip::Nothing => return Ok(Page::default()),
                     Skip::No => {}
