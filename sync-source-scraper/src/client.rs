@@ -70,7 +70,7 @@ fn location(resp: &Response, url: &Url) -> Option<Url> {
 
 impl SiteClient {
     pub(crate) fn new(config: &ScraperConfig) -> Result<Self, SyncError> {
-        let site = Site::new(config.site.clone())?;
+        let site = Site::new(config.selectors.clone())?;
         let http = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())

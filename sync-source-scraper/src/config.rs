@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use sync_core::{RateLimits, RetryPolicy, Secret, SyncError};
 use url::Url;
 
-use crate::site::SiteLayout;
+use crate::site::Selectors;
 
 /// Environment variable with the site's base URL.
 pub const ENV_BASE_URL: &str = "KENNEL_BASE_URL";
@@ -41,13 +41,16 @@ pub struct ScraperConfig {
     pub limits: RateLimits,
     /// Time limit of one request.
     pub request_timeout: Duration,
-    /// Skip an appointment's detail page when its list row is unchanged
-    /// since the stored copy was made (the stored copy is used). Changes that
-    /// show only on the detail page (price, notes) are then seen when the
-    /// row changes too; turn this off for a full re-read.
+    /// On a first fetch of days (not a re-check), skip the detail page of
+    /// an appointment whose list entry is unchanged when its stored copy
+    /// belongs to another batch's day, or when this source read the page
+    /// less than [`crate::REUSE_WITHIN`] ago (weeks overlap). Re-checks
+    /// (`--force`, a delta's re-check by age) always read every detail page,
+    /// since price, notes and pet details change there only. Off: every
+    /// listed detail page is read on every fetch.
     pub reuse_unchanged: bool,
-    /// Paths and selectors of the site.
-    pub site: SiteLayout,
+    /// Paths, selectors and word lists of the site (`[kennel.selectors]`).
+    pub selectors: Selectors,
 }
 
 impl ScraperConfig {
@@ -72,7 +75,7 @@ impl ScraperConfig {
 
     /// A configuration with the polite defaults: session max age 5 min 30 s,
     /// [`Self::polite_limits`], 30 s request timeout, unchanged rows reused,
-    /// the documented site layout.
+    /// the real site's [`Selectors`].
     pub fn new(base_url: Url, username: impl Into<String>, password: Secret, tz: Tz) -> Self {
         Self {
             base_url,
@@ -83,7 +86,7 @@ impl ScraperConfig {
             limits: Self::polite_limits(),
             request_timeout: Duration::from_secs(30),
             reuse_unchanged: true,
-            site: SiteLayout::default(),
+            selectors: Selectors::default(),
         }
     }
 
@@ -161,7 +164,7 @@ impl ScraperConfig {
                 "request timeout must be more than zero",
             ));
         }
-        Ok(())
+        self.selectors.check()
     }
 
     /// `kennel:<host>` (with the port when the URL names one).

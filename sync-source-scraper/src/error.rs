@@ -7,9 +7,10 @@
 //!   server, and the same page is normally whole on the next try. If it stays
 //!   truncated after the retry policy's attempts, the batch fails with that
 //!   message.
-//! - A **page that parses but lacks what we need** (no schedule container,
-//!   no check-in, a date we cannot read) is [`SyncError::BadData`] naming the
-//!   URL and the missing element: retrying will not change the layout.
+//! - A **page that parses but lacks what we need** (not a schedule page, no
+//!   check-in, price names without prices, a timestamp we cannot read) is
+//!   [`SyncError::BadData`] naming the URL and the missing element: retrying
+//!   will not change the layout.
 //! - Messages carry URLs and the username, never the password or cookies.
 
 use std::time::Duration;
@@ -50,6 +51,11 @@ pub(crate) enum ScrapeError {
     #[error("page {url}: {what}")]
     Invalid { url: Url, what: String },
 
+    /// A page fetched as a schedule page is not one (a maintenance page, a
+    /// changed layout): never read as an empty week.
+    #[error("page {url} is not a schedule page: {what}")]
+    NotSchedule { url: Url, what: String },
+
     /// An answer we do not know how to handle.
     #[error("unexpected HTTP {status} from {url}")]
     UnexpectedStatus { status: u16, url: Url },
@@ -58,9 +64,21 @@ pub(crate) enum ScrapeError {
     #[error("rate limited")]
     RateLimited { retry_after: Option<Duration> },
 
-    /// Bad configuration (selectors, URLs, credentials missing).
+    /// Bad configuration (URLs, credentials missing).
     #[error("{0}")]
     Config(String),
+
+    /// A configured CSS selector that does not parse.
+    #[error("selectors.{key}: invalid CSS selector `{value}`: {reason}")]
+    BadSelector {
+        key: String,
+        value: String,
+        reason: String,
+    },
+
+    /// Another configured site setting that is wrong.
+    #[error("selectors.{key}: {message}")]
+    BadSetting { key: String, message: String },
 }
 
 impl From<ScrapeError> for SyncError {
@@ -77,9 +95,12 @@ impl From<ScrapeError> for SyncError {
             },
             ScrapeError::Missing { .. }
             | ScrapeError::Invalid { .. }
+            | ScrapeError::NotSchedule { .. }
             | ScrapeError::UnexpectedStatus { .. } => SyncError::bad_data(message),
             ScrapeError::RateLimited { retry_after } => SyncError::RateLimited { retry_after },
-            ScrapeError::Config(_) => SyncError::invalid_input(message),
+            ScrapeError::Config(_)
+            | ScrapeError::BadSelector { .. }
+            | ScrapeError::BadSetting { .. } => SyncError::invalid_input(message),
         }
     }
 }

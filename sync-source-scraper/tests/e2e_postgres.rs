@@ -4,6 +4,7 @@
 //! `scripts/with-postgres.sh cargo test -p sync-source-scraper --test e2e_postgres`.
 //! The test works in a fresh database of its own, dropped at the end.
 
+mod common;
 mod e2e;
 
 use std::sync::Arc;

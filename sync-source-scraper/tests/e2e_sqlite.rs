@@ -1,5 +1,6 @@
 //! A seeded simulated year imported through the engine into SQLite.
 
+mod common;
 mod e2e;
 
 use std::sync::Arc;

@@ -1,12 +1,11 @@
-//! Sessions that end at awkward moments, against a mocked site.
+//! Sessions that end at awkward moments, against a mocked site, with the
+//! source inside the core's session and retry wrappers (as the engine runs
+//! it).
 //!
-//! The source logs in again when a page shows the login form, and repeats
-//! the request; a second login page right after a fresh login is taken for
-//! a session the site does not keep (an authentication error, so that a
-//! broken login cannot loop). But when the repeated request first fails
-//! with a temporary error and the site ends the session while it is being
-//! retried, the session was kept: it merely expired again, and the import
-//! should log in again and go on instead of stopping the whole run.
+//! The core logs in again when a page shows the login form, and repeats the
+//! request; a second login page right after a fresh login is taken for a
+//! session the site does not keep (an authentication error, so that a broken
+//! login cannot loop).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +13,8 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use chrono_tz::America::New_York;
 use sync_core::{
-    Batch, BatchSpan, FetchContext, MemoryStore, RateLimiter, RateLimits, RetryPolicy, Secret,
-    Source, Span, Store,
+    Authenticated, Batch, BatchSpan, FetchContext, MemoryStore, RateLimits, RetryPolicy, Retrying,
+    Secret, Source, SourceExt, Span, Store,
 };
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use url::Url;
@@ -83,25 +82,28 @@ fn source(server: &MockServer) -> ScraperSource {
         New_York,
     );
     c.limits = RateLimits::UNLIMITED;
-    c.retry = RetryPolicy {
+    ScraperSource::new(c).unwrap()
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
         max_retries: 3,
         initial_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
         jitter: false,
         ..RetryPolicy::default()
-    };
-    ScraperSource::new(c).unwrap()
+    }
 }
 
 fn week_batch() -> Batch {
     let day = |d| NaiveDate::from_ymd_opt(2026, 2, d).unwrap();
-    Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::new(day(9), day(15)).unwrap(),
             tz: New_York,
         },
-    }
+    )
 }
 
 async fn fetch_week(answers: Vec<ResponseTemplate>) -> (sync_core::Result<usize>, u64) {
@@ -110,10 +112,13 @@ async fn fetch_week(answers: Vec<ResponseTemplate>) -> (sync_core::Result<usize>
     mount_week_sequence(&server, answers).await;
     let source = source(&server);
     let store = Arc::new(MemoryStore::new());
-    let ctx = FetchContext::new(source.stream().clone(), Arc::new(RateLimiter::unlimited()))
-        .with_store(store as Arc<dyn Store>);
-    source.authenticate(&ctx).await.unwrap();
-    let fetched = source.fetch(&week_batch(), &ctx).await.map(|r| r.len());
+    let ctx = FetchContext::new(source.stream().clone()).with_store(store as Arc<dyn Store>);
+    let stack = Authenticated::new(Retrying::new(&source, retry()));
+    stack.login(&ctx).await.unwrap();
+    let fetched = stack
+        .fetch_batch(&week_batch(), &ctx)
+        .await
+        .map(|r| r.len());
     let logins = server
         .received_requests()
         .await

@@ -1,19 +1,20 @@
 //! Mutated and truncated real pages through the whole HTTP path of the
 //! source (login, week page, detail pages): `Ok` or `Err`, never a panic.
 //! The parsers' own property tests are in `src/site/tests.rs`; these feed
-//! the same kind of damage through `Source::fetch`.
+//! the same kind of damage through the source's pages (inside the core's
+//! retry and session wrappers, as the engine calls it).
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use chrono_tz::America::New_York;
+use chrono_tz::America::Los_Angeles;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use sync_core::{
-    Batch, BatchSpan, FetchContext, MemoryStore, RateLimiter, RateLimits, RetryPolicy, Secret,
-    Source, Span, Store,
+    Authenticated, Batch, BatchSpan, FetchContext, MemoryStore, RateLimits, RetryPolicy, Retrying,
+    Secret, Source, SourceExt, Span, Store,
 };
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use url::Url;
@@ -69,12 +70,14 @@ impl Respond for Site {
             ("GET", p) if p.starts_with("/schedule/a/") => {
                 if damaged == Damaged::Detail {
                     page(&body)
-                } else if p.starts_with("/schedule/a/1002/") {
-                    page(fixture!("detail_labels.html").as_bytes())
-                } else if p.starts_with("/schedule/a/1003/") {
+                } else if p.starts_with("/schedule/a/2049317/") {
+                    page(fixture!("detail_nights.html").as_bytes())
+                } else if p.starts_with("/schedule/a/C63QgDC1/") {
                     page(fixture!("detail_daycare.html").as_bytes())
-                } else if p.starts_with("/schedule/a/1004/") {
+                } else if p.starts_with("/schedule/a/C63QgCnX/") {
                     page(fixture!("detail_cancelled.html").as_bytes())
+                } else if p.starts_with("/schedule/a/C63QfyoF/") {
+                    page(fixture!("detail_stale_title.html").as_bytes())
                 } else {
                     page(fixture!("detail_boarding.html").as_bytes())
                 }
@@ -96,6 +99,11 @@ fn damaged(base: &'static str) -> impl Strategy<Value = Vec<u8>> {
             ">",
             "</div>",
             "<div class=\"appointment\">",
+            "<div class=\"price\" data-rate=\"x\">",
+            "<span class=\"service-name\">Day</span>",
+            "data-start_scheduled=\"99999999999999\"",
+            "<h1>2/30-3/2</h1>",
+            "<div class=\"pets-3\">",
             "&amp;",
             "&#xD800;",
             "\u{0}",
@@ -139,18 +147,21 @@ fn source(server: &MockServer) -> ScraperSource {
         Url::parse(&server.uri()).unwrap(),
         "staff@example.com",
         Secret::new("pw-fuzz-1"),
-        New_York,
+        Los_Angeles,
     );
     c.limits = RateLimits::UNLIMITED;
-    c.retry = RetryPolicy {
+    c.request_timeout = Duration::from_secs(5);
+    ScraperSource::new(c).unwrap()
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
         max_retries: 1,
         initial_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(1),
         jitter: false,
         ..RetryPolicy::default()
-    };
-    c.request_timeout = Duration::from_secs(5);
-    ScraperSource::new(c).unwrap()
+    }
 }
 
 #[test]
@@ -170,23 +181,24 @@ fn damaged_pages_never_panic_the_source() {
         server
     });
     let day = |d| NaiveDate::from_ymd_opt(2026, 2, d).unwrap();
-    let batch = Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    let batch = Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::new(day(9), day(10)).unwrap(),
-            tz: New_York,
+            tz: Los_Angeles,
         },
-    };
+    );
     let outcomes = [Cell::new(0u32), Cell::new(0u32)];
     let check = |which: Damaged, body: Vec<u8>| {
         *site.0.lock().unwrap() = (which, body);
         // A fresh source per case: no session or cache carried over.
         let source = source(&server);
-        let ctx = FetchContext::new(source.stream().clone(), Arc::new(RateLimiter::unlimited()))
+        let ctx = FetchContext::new(source.stream().clone())
             .with_store(Arc::new(MemoryStore::new()) as Arc<dyn Store>);
+        let stack = Authenticated::new(Retrying::new(&source, retry()));
         let got = rt.block_on(async {
-            source.authenticate(&ctx).await?;
-            source.fetch(&batch, &ctx).await
+            stack.login(&ctx).await?;
+            stack.fetch_batch(&batch, &ctx).await
         });
         let slot = &outcomes[usize::from(got.is_ok())];
         slot.set(slot.get() + 1);
@@ -204,11 +216,12 @@ fn damaged_pages_never_panic_the_source() {
             ..Config::default()
         })
     };
-    let pages: [(Damaged, &'static str); 6] = [
+    let pages: [(Damaged, &'static str); 7] = [
         (Damaged::Week, fixture!("week.html")),
         (Damaged::Detail, fixture!("detail_boarding.html")),
-        (Damaged::Detail, fixture!("detail_labels.html")),
-        (Damaged::Detail, fixture!("detail_long_dates.html")),
+        (Damaged::Detail, fixture!("detail_nights.html")),
+        (Damaged::Detail, fixture!("detail_cross_month.html")),
+        (Damaged::Detail, fixture!("detail_day_services.html")),
         (Damaged::Login, fixture!("login.html")),
         (Damaged::Week, fixture!("week_empty.html")),
     ];

@@ -1,191 +1,143 @@
-//! The source against the simulator with an in-memory store: cancellations
-//! that vanish from the list, edits only the detail page shows, and a wrong
-//! password.
+//! The source against the simulator with an in-memory store: a wrong
+//! password, a run with nothing to do, cancellations that vanish from the
+//! list, and the plan that prices a full run and a delta.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use chrono::NaiveDate;
-use sync_core::{
-    Engine, ExistingQuery, MemoryStore, Order, RateLimiter, RetryPolicy, RunStatus, Secret, Source,
-    Span, Store, SyncError, SyncOptions, Target,
-};
-use sync_sim::booking::{BookingEdit, BookingSim, BookingSimConfig, RunningBookingSim};
-use sync_source_scraper::{ScraperConfig, ScraperSource};
-use url::Url;
+use common::*;
+use sync_core::{MemoryStore, RunStatus, Secret, SyncError};
+use sync_sim::booking::BookingSimConfig;
+use sync_source_scraper::ScraperSource;
 
-fn first() -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 3, 2).unwrap()
-}
-
-async fn sim(list_cancelled: bool) -> RunningBookingSim {
-    BookingSim::start(BookingSimConfig {
-        start: first(),
-        days: 28,
+fn four_weeks(list_cancelled: bool) -> BookingSimConfig {
+    BookingSimConfig {
         list_cancelled,
-        session_ttl: Duration::from_secs(30),
-        ..BookingSimConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
-fn source(sim: &RunningBookingSim, password: &str, reuse_unchanged: bool) -> Arc<ScraperSource> {
-    let mut c = ScraperConfig::new(
-        Url::parse(&sim.base_url()).unwrap(),
-        BookingSimConfig::default().username,
-        Secret::new(password),
-        sim.tz(),
-    );
-    c.limits = sync_core::RateLimits::UNLIMITED;
-    c.retry = RetryPolicy::none();
-    c.reuse_unchanged = reuse_unchanged;
-    Arc::new(ScraperSource::new(c).unwrap())
-}
-
-struct Setup {
-    engine: Engine,
-    store: Arc<MemoryStore>,
-    source: Arc<ScraperSource>,
-    target: Target,
-}
-
-fn setup(sim: &RunningBookingSim, password: &str, reuse_unchanged: bool) -> Setup {
-    let source = source(sim, password, reuse_unchanged);
-    let store = Arc::new(MemoryStore::new());
-    let engine = Engine::new(
-        source.clone(),
-        store.clone(),
-        store.clone(),
-        Arc::new(RateLimiter::unlimited()),
-    );
-    let target = Target::days(first(), first() + chrono::Duration::days(27), sim.tz()).unwrap();
-    Setup {
-        engine,
-        store,
-        source,
-        target,
+        ..sim_config(28, 7, Duration::from_secs(360))
     }
 }
 
-fn options(force: bool) -> SyncOptions {
-    SyncOptions {
-        batch_size: NonZeroU32::new(10).unwrap(),
-        order: Order::NewestFirst,
-        retry: RetryPolicy::none(),
-        force,
-        ..SyncOptions::default()
-    }
-}
-
-async fn stored(s: &Setup, id: &str) -> sync_core::StoredRecord {
-    let mut found = s
-        .store
-        .existing(
-            s.source.stream(),
-            &ExistingQuery::ByIds {
-                entity: "boarding".into(),
-                ids: vec![id.to_string()],
-            },
-        )
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_stops_the_run_after_one_login_with_the_site_message() {
+    let sim = start(four_weeks(true)).await;
+    let mut config = config(&sim, Duration::ZERO);
+    config.password = Secret::new("not the password");
+    let source = std::sync::Arc::new(ScraperSource::new(config).unwrap());
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let e = engine(&source, &store)
+        .run(&target(&sim, data_range(&sim)), &full(false))
         .await
-        .unwrap();
-    assert_eq!(found.len(), 1, "{id}");
-    found.remove(0)
-}
-
-#[tokio::test]
-async fn cancellations_that_vanish_from_the_list_are_found_by_the_recheck() {
-    let sim = sim(false).await;
-    let s = setup(&sim, &BookingSimConfig::default().password, true);
-    let report = s.engine.run(&s.target, &options(false)).await.unwrap();
-    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
-    let boardings = sim.boardings();
-    assert_eq!(report.counts.created, boardings.len() as u64);
-    assert!(boardings.iter().all(|b| !b.deleted));
-
-    let victim = &boardings[boardings.len() / 2];
-    assert!(sim.cancel(&victim.appointment_id));
-    let report = s.engine.run(&s.target, &options(true)).await.unwrap();
-    assert_eq!(
-        (
-            report.counts.deleted,
-            report.counts.updated,
-            report.counts.created
-        ),
-        (1, 0, 0)
-    );
-    let r = stored(&s, &victim.appointment_id).await;
-    assert!(r.deleted);
-    assert_eq!(r.payload["status"], "Cancelled");
-}
-
-#[tokio::test]
-async fn detail_only_edits_need_a_full_reread() {
-    let sim = sim(true).await;
-    let s = setup(&sim, &BookingSimConfig::default().password, true);
-    s.engine.run(&s.target, &options(false)).await.unwrap();
-    let b = sim.boardings().into_iter().find(|b| !b.deleted).unwrap();
-    let id: u64 = b.appointment_id.parse().unwrap();
-    assert!(sim.edit(
-        id,
-        BookingEdit {
-            notes: Some(Some("Edited on the detail page".into())),
-            ..BookingEdit::default()
-        }
-    ));
-
-    // The list row is unchanged, so the stored copy is reused.
-    let report = s.engine.run(&s.target, &options(true)).await.unwrap();
-    assert_eq!(report.counts.updated, 0);
-
-    // With reuse off, every detail page is read and the edit arrives.
-    let full = setup(&sim, &BookingSimConfig::default().password, false);
-    full.engine
-        .run(&full.target, &options(false))
-        .await
-        .unwrap();
-    assert_eq!(
-        stored(&full, &b.appointment_id).await.payload["notes"],
-        "Edited on the detail page"
-    );
-}
-
-#[tokio::test]
-async fn wrong_password_stops_the_run_with_a_clear_message() {
-    let sim = sim(true).await;
-    let s = setup(&sim, "not the password", true);
-    let e = s.engine.run(&s.target, &options(false)).await.unwrap_err();
+        .unwrap_err();
     assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
-    assert!(
-        e.to_string().contains("Invalid username or password"),
-        "{e}"
-    );
-    assert!(!e.to_string().contains("not the password"));
-    assert_eq!(sim.stats().path("GET /schedule/days-7"), 0);
-    assert!(s.source.session_is_stale());
+    assert!(e.to_string().contains("incorrect"), "{e}");
+    assert!(!e.to_string().contains("not the password"), "{e}");
+    let stats = sim.stats();
+    assert_eq!((stats.login_gets, stats.login_posts), (1, 1), "{stats:?}");
+    assert_eq!(stats.requests, 2);
+    let runs = sync_core::CheckpointStore::runs(store.as_ref(), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(runs[0].status, RunStatus::Failed);
+    assert_eq!(runs[0].requests, 2, "the site's count");
 }
 
-#[tokio::test]
-async fn a_session_ended_by_the_site_is_renewed_within_a_batch() {
-    let sim = sim(true).await;
-    let s = setup(&sim, &BookingSimConfig::default().password, true);
-    let ctx = sync_core::FetchContext::new(
-        s.source.stream().clone(),
-        Arc::new(RateLimiter::unlimited()),
-    );
-    s.source.authenticate(&ctx).await.unwrap();
-    sim.expire_sessions();
-    let batch = sync_core::Batch {
-        index: 0,
-        span: sync_core::BatchSpan::Days {
-            range: Span::new(first(), first() + chrono::Duration::days(6)).unwrap(),
-            tz: sim.tz(),
-        },
-    };
-    let records = s.source.fetch(&batch, &ctx).await.unwrap();
-    assert!(!records.is_empty());
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_nothing_to_do_sends_nothing_and_one_login_serves_a_run() {
+    let sim = start(four_weeks(true)).await;
+    let source = source(&sim, Duration::ZERO);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let engine = engine(&source, &store);
+    let t = target(&sim, data_range(&sim));
+    let first = engine.run(&t, &full(false)).await.unwrap();
     let stats = sim.stats();
-    assert_eq!((stats.logins, stats.session_expiries), (2, 1));
+    assert_eq!(first.requests, stats.requests);
+    assert_eq!(
+        (stats.login_gets, stats.login_posts, stats.logins),
+        (1, 1, 1)
+    );
+    sim.reset_stats();
+    let again = engine.run(&t, &full(false)).await.unwrap();
+    assert_eq!(again.status, RunStatus::Completed);
+    assert_eq!((again.requests, again.batches_done), (0, 0));
+    assert_eq!(sim.stats().requests, 0, "not even a login");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellations_that_vanish_from_the_list_are_found_by_the_recheck() {
+    let sim = start(four_weeks(false)).await;
+    let source = source(&sim, Duration::ZERO);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let engine = engine(&source, &store);
+    let range = data_range(&sim);
+    let t = target(&sim, range);
+    engine.run(&t, &full(false)).await.unwrap();
+    let live = sim.live_boardings();
+    let victims: Vec<String> = [2, 20, 40]
+        .iter()
+        .map(|i| live[*i % live.len()].appointment_id.clone())
+        .collect();
+    for id in &victims {
+        assert!(sim.cancel(id));
+    }
+    sim.delete(&live[30].appointment_id);
+    let report = engine.run(&t, &full(true)).await.unwrap();
+    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
+    assert_eq!(report.counts.deleted, 4, "{:?}", report.counts);
+    assert_eq!(report.counts.created, 0);
+    assert_exact(
+        &stored(store.as_ref(), &source, range).await,
+        &sim.boardings(),
+        range,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_prices_a_full_run_and_a_delta() {
+    let mut c = sim_config(84, 35, Duration::from_secs(360));
+    c.seed = 3;
+    let sim = start(c).await;
+    let source = source(&sim, Duration::ZERO);
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let engine = engine(&source, &store);
+    let range = data_range(&sim);
+    let t = target(&sim, range);
+    let plan = engine.plan(&t, &full(false)).await.unwrap();
+    // A login and one schedule page sampled.
+    assert_eq!(plan.requests_to_plan, 3);
+    assert_eq!(plan.batches, 12);
+    sim.reset_stats();
+    let run = engine.run(&t, &full(false)).await.unwrap();
+    let off = (plan.requests as f64 - run.requests as f64).abs() / run.requests as f64;
+    eprintln!(
+        "kennel plan: full run of {} days planned at {} requests, made {}",
+        range.len(),
+        plan.requests,
+        run.requests
+    );
+    assert!(
+        off < 0.35,
+        "planned {} requests, made {}",
+        plan.requests,
+        run.requests
+    );
+
+    let delta_plan = engine.plan(&t, &delta()).await.unwrap();
+    sim.reset_stats();
+    let delta_run = engine.run(&t, &delta()).await.unwrap();
+    eprintln!(
+        "kennel plan: delta planned at {} requests ({} days re-checked), made {}",
+        delta_plan.requests, delta_plan.units, delta_run.requests
+    );
+    // The last 14 days and the next 30 are due (of the 84).
+    assert_eq!(delta_plan.units, 45);
+    let off =
+        (delta_plan.requests as f64 - delta_run.requests as f64).abs() / delta_run.requests as f64;
+    assert!(
+        off < 0.35,
+        "planned {}, made {}",
+        delta_plan.requests,
+        delta_run.requests
+    );
+    assert!(delta_run.requests < run.requests * 2 / 3);
 }

@@ -1,17 +1,20 @@
-//! The source against a mocked site: login, expired sessions in both forms,
-//! paging, dedupe, skipping unchanged rows, vanished appointments, and
-//! pages that do not parse.
+//! The source against a mocked site whose pages are shaped exactly like the
+//! examples of the site's markup the earlier importer recorded (the
+//! fixtures): login, expired sessions in both forms, paging, dedupe, when a
+//! detail page is read again, vanished appointments, and pages that do not
+//! parse. The source runs inside the core's retry and session wrappers, as
+//! the engine runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use chrono_tz::America::New_York;
+use chrono_tz::America::Los_Angeles;
 use serde_json::json;
 use sync_core::{
-    Batch, BatchCommit, BatchSpan, CheckpointStore, Coverage, DayRange, FetchContext, MemoryStore,
-    RateLimiter, RateLimits, Record, RetryPolicy, RunId, RunReport, Secret, Source, Span, Store,
-    SyncError, SyncMode, Unit,
+    Authenticated, Batch, BatchCommit, BatchSpan, CheckpointStore, Coverage, DayRange,
+    FetchContext, MemoryStore, RateLimits, Record, RetryPolicy, Retrying, RunId, RunReport, Secret,
+    Source, SourceExt, Span, Store, SyncError, SyncMode, Unit,
 };
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use url::Url;
@@ -57,22 +60,78 @@ fn config(server: &MockServer) -> ScraperConfig {
         Url::parse(&server.uri()).unwrap(),
         "staff@example.com",
         Secret::new(PASSWORD),
-        New_York,
+        Los_Angeles,
     );
     c.limits = RateLimits::UNLIMITED;
-    c.retry = RetryPolicy {
+    c
+}
+
+fn retry() -> RetryPolicy {
+    RetryPolicy {
         max_retries: 2,
         initial_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
         jitter: false,
         ..RetryPolicy::default()
-    };
-    c
+    }
 }
 
-fn context(source: &ScraperSource, store: &Arc<MemoryStore>) -> FetchContext {
-    FetchContext::new(source.stream().clone(), Arc::new(RateLimiter::unlimited()))
-        .with_store(store.clone() as Arc<dyn Store>)
+/// The source as the engine calls it: retried, its session kept by the
+/// core.
+struct Kennel {
+    source: Arc<ScraperSource>,
+    stack: Authenticated<Retrying<Arc<ScraperSource>>>,
+    ctx: FetchContext,
+    store: Arc<MemoryStore>,
+}
+
+impl Kennel {
+    fn new(config: ScraperConfig, store: &Arc<MemoryStore>) -> Self {
+        let source = Arc::new(ScraperSource::new(config).unwrap());
+        let stack = Authenticated::new(Retrying::new(source.clone(), retry()));
+        let ctx = Self::context(&source, store);
+        Self {
+            source,
+            stack,
+            ctx,
+            store: store.clone(),
+        }
+    }
+
+    fn context(source: &ScraperSource, store: &Arc<MemoryStore>) -> FetchContext {
+        FetchContext::new(source.stream().clone()).with_store(store.clone() as Arc<dyn Store>)
+    }
+
+    /// The batch fetched by another run (every run has its own meter).
+    async fn fetch_in_a_new_run(&self, batch: &Batch) -> sync_core::Result<Vec<Record>> {
+        let ctx = Self::context(&self.source, &self.store);
+        let mut records = self.stack.fetch_batch(batch, &ctx).await?;
+        records.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(records)
+    }
+
+    async fn login(&self) -> sync_core::Result<()> {
+        self.stack.login(&self.ctx).await
+    }
+
+    /// Every record of the batch, sorted by id.
+    async fn fetch(&self, batch: &Batch) -> sync_core::Result<Vec<Record>> {
+        let mut records = self.stack.fetch_batch(batch, &self.ctx).await?;
+        records.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        Ok(records)
+    }
+
+    fn logins(&self) -> u64 {
+        self.stack.cache().logins()
+    }
+}
+
+fn kennel(server: &MockServer, store: &Arc<MemoryStore>) -> Kennel {
+    Kennel::new(config(server), store)
+}
+
+fn new_store() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::new())
 }
 
 fn day(d: u32) -> NaiveDate {
@@ -80,13 +139,20 @@ fn day(d: u32) -> NaiveDate {
 }
 
 fn batch(first: u32, last: u32) -> Batch {
-    Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::new(day(first), day(last)).unwrap(),
-            tz: New_York,
+            tz: Los_Angeles,
         },
-    }
+    )
+}
+
+/// The same days, re-checked (a forced run or a delta's re-check).
+fn recheck(first: u32, last: u32) -> Batch {
+    let mut b = batch(first, last);
+    b.recheck = true;
+    b
 }
 
 /// The login form and a successful POST (302 + session cookie); the POST
@@ -125,24 +191,22 @@ async fn mount_page(server: &MockServer, p: &str, body: &str, expected: u64) {
         .await;
 }
 
+/// The detail pages of `week.html`: two boardings (2049317 checks in on
+/// Feb 9, C63QgKsL on Feb 13), a daycare entry, a cancelled request and a
+/// boarding of March.
+const NIGHTS: &str = "/schedule/a/2049317/1770685080";
+const BOARDING: &str = "/schedule/a/C63QgKsL/1770944400";
+const DAYCARE: &str = "/schedule/a/C63QgDC1/1770656400";
+const CANCELLED: &str = "/schedule/a/C63QgCnX/1770739200";
+const MARCH: &str = "/schedule/a/C63QfyoF/1774998000";
+
 async fn mount_details(server: &MockServer, expected: u64) {
     for (p, body) in [
-        (
-            "/schedule/a/1001/1770674280",
-            fixture!("detail_boarding.html"),
-        ),
-        (
-            "/schedule/a/1002/1770631200",
-            fixture!("detail_labels.html"),
-        ),
-        (
-            "/schedule/a/1003/1770645600",
-            fixture!("detail_daycare.html"),
-        ),
-        (
-            "/schedule/a/1004/1770728400",
-            fixture!("detail_cancelled.html"),
-        ),
+        (NIGHTS, fixture!("detail_nights.html")),
+        (BOARDING, fixture!("detail_boarding.html")),
+        (DAYCARE, fixture!("detail_daycare.html")),
+        (CANCELLED, fixture!("detail_cancelled.html")),
+        (MARCH, fixture!("detail_stale_title.html")),
     ] {
         mount_page(server, p, body, expected).await;
     }
@@ -180,8 +244,17 @@ fn ids(records: &[Record]) -> Vec<&str> {
     records.iter().map(|r| r.external_id.as_str()).collect()
 }
 
+fn in_days(records: &[Record], first: u32, last: u32) -> Vec<&str> {
+    let range = Span::new(day(first), day(last)).unwrap();
+    records
+        .iter()
+        .filter(|r| matches!(r.unit, Unit::Day(d) if range.contains(d)))
+        .map(|r| r.external_id.as_str())
+        .collect()
+}
+
 #[tokio::test]
-async fn imports_boardings_of_the_batch_days_only() {
+async fn imports_the_boardings_read_each_on_its_own_check_in_day() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
     mount_page(
@@ -192,40 +265,55 @@ async fn imports_boardings_of_the_batch_days_only() {
     )
     .await;
     mount_details(&server, 1).await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let ctx = context(&source, &store);
-    source.authenticate(&ctx).await.unwrap();
-    assert!(!source.session_is_stale());
+    let k = kennel(&server, &new_store());
+    k.login().await.unwrap();
 
-    let records = source.fetch(&batch(9, 10), &ctx).await.unwrap();
-    // 1003 is daycare; 1001 and 1002 check in on the 9th, 1004 on the 10th.
-    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
-    let r = &records[0];
+    let records = k.fetch(&batch(9, 15)).await.unwrap();
+    // C63QgDC1 is daycare and C63QgCnX a cancelled request: no records.
+    // C63QfyoF (listed with a stale title) checks in in March: its record
+    // is on its own day, outside the batch.
+    assert_eq!(ids(&records), ["2049317", "C63QfyoF", "C63QgKsL"]);
+    assert_eq!(in_days(&records, 9, 15), ["2049317", "C63QgKsL"]);
+    let march = &records[1];
+    assert_eq!(
+        march.unit,
+        Unit::Day(NaiveDate::from_ymd_opt(2026, 3, 10).unwrap())
+    );
+    let r = &records[2];
     assert_eq!(r.entity, "boarding");
-    assert_eq!(r.unit, Unit::Day(day(9)));
+    assert_eq!(r.unit, Unit::Day(day(13)));
     assert_eq!(
         r.occurred_at.unwrap().to_rfc3339(),
-        "2026-02-09T21:58:00+00:00"
+        "2026-02-14T01:00:00+00:00"
     );
     assert!(!r.deleted);
     let p = &r.payload;
-    assert_eq!(p["appointment_id"], "1001");
-    assert_eq!(p["pet"], "Biscuit & Gravy");
-    assert_eq!(p["client"], "Smith & Jones");
-    assert_eq!(p["service"], "Holiday Boarding & Bath");
-    assert_eq!(p["status"], "Checked In");
-    assert_eq!(p["check_in"], "2026-02-09T21:58:00Z");
-    assert_eq!(p["check_out"], "2026-02-12T15:00:00Z");
-    assert_eq!(p["price"], json!(1234.5));
-    assert_eq!(p["event_type"], "boarding");
-    assert_eq!(p["detail_path"], "/schedule/a/1001/1770674280");
+    assert_eq!(p["appointment_id"], "C63QgKsL");
+    assert_eq!(p["pets"], json!(["Luna"]));
+    assert_eq!(p["client"]["name"], "John Smith");
+    assert_eq!(p["client"]["phone"], "+14155550100");
+    assert_eq!(p["service_type"], "2/13-18");
+    assert_eq!(p["status"], "Scheduled");
+    assert_eq!(p["check_in"], "2026-02-14T01:00:00Z");
+    assert_eq!(p["check_out"], "2026-02-18T18:00:00Z");
+    assert_eq!(p["check_in_day"], "2026-02-13");
+    assert_eq!(p["dates_from"], "title");
+    assert_eq!(p["price"]["total_cents"], json!(35000));
+    assert_eq!(
+        p["notes"],
+        "Luna loves belly rubs!\nFeed twice a day & walk at 6pm\nBring her blanket"
+    );
+    assert_eq!(p["fields"]["breeds"], "Golden Retriever");
+    assert_eq!(p["event_type"], "1");
+    assert_eq!(p["detail_path"], BOARDING);
     assert_eq!(p["list_fingerprint"].as_str().unwrap().len(), 32);
-    let cancelled = &records[2];
-    assert!(cancelled.deleted);
-    assert_eq!(cancelled.unit, Unit::Day(day(10)));
-    assert_eq!(records[1].payload["check_out"], json!(null));
-    assert_eq!(ctx.meter().requests(), 1 + 4 + 2);
+    let nights = &records[0];
+    assert_eq!(nights.unit, Unit::Day(day(9)));
+    assert_eq!(nights.payload["pets"], json!(["Biscuit", "Gravy & Co"]));
+    assert_eq!(nights.payload["dates_from"], "timestamps");
+    // A login (form and POST), the week page, five detail pages.
+    assert_eq!(k.ctx.meter().requests(), 2 + 1 + 5);
+    assert_eq!(k.logins(), 1);
 }
 
 #[tokio::test]
@@ -246,9 +334,8 @@ async fn wrong_password_is_unauthenticated_with_the_site_message_and_no_password
         .expect(1)
         .mount(&server)
         .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let e = source.authenticate(&ctx).await.unwrap_err();
+    let k = kennel(&server, &new_store());
+    let e = k.login().await.unwrap_err();
     assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
@@ -260,8 +347,8 @@ async fn wrong_password_is_unauthenticated_with_the_site_message_and_no_password
         !msg.contains(PASSWORD) && !format!("{e:?}").contains(PASSWORD),
         "{msg}"
     );
-    assert!(!format!("{source:?}").contains(PASSWORD));
-    assert!(source.session_is_stale());
+    assert!(!format!("{:?}", k.source).contains(PASSWORD));
+    assert_eq!(k.logins(), 0);
 }
 
 #[tokio::test]
@@ -277,9 +364,8 @@ async fn plain_failed_login_page_gives_the_site_message() {
         .respond_with(html(fixture!("login_failed.html")))
         .mount(&server)
         .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let e = source.authenticate(&ctx).await.unwrap_err();
+    let k = kennel(&server, &new_store());
+    let e = k.login().await.unwrap_err();
     assert_eq!(
         e.to_string(),
         "authentication failed: login rejected for user staff@example.com: Incorrect email or password."
@@ -305,11 +391,10 @@ async fn expired_once(expired: ResponseTemplate) {
         1,
     )
     .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    source.authenticate(&ctx).await.unwrap();
-    let records = source.fetch(&batch(9, 15), &ctx).await.unwrap();
+    let k = kennel(&server, &new_store());
+    let records = k.fetch(&batch(9, 15)).await.unwrap();
     assert!(records.is_empty());
+    assert_eq!(k.logins(), 2);
     server.verify().await;
 }
 
@@ -334,39 +419,37 @@ async fn login_page_after_a_fresh_login_is_an_authentication_error() {
             .expect(2)
             .mount(&server)
             .await;
-        let source = ScraperSource::new(config(&server)).unwrap();
-        let ctx = context(&source, &Arc::new(MemoryStore::new()));
-        source.authenticate(&ctx).await.unwrap();
-        let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+        let k = kennel(&server, &new_store());
+        k.login().await.unwrap();
+        let e = k.fetch(&batch(9, 9)).await.unwrap_err();
         assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
-        assert!(e.to_string().contains("login page again"), "{e}");
+        assert!(e.to_string().contains("expired again"), "{e}");
         assert!(e.to_string().contains("/schedule/days-7/2026/2/9"), "{e}");
         server.verify().await;
     }
 }
 
 #[tokio::test]
-async fn stale_session_is_renewed_before_a_batch() {
+async fn a_session_older_than_its_max_age_is_renewed_before_the_next_request() {
     let server = MockServer::start().await;
     mount_login(&server, 2).await;
     mount_page(
         &server,
         "/schedule/days-7/2026/2/9",
         fixture!("week_empty.html"),
-        1,
+        3,
     )
     .await;
     let mut c = config(&server);
-    c.session_max_age = Duration::from_millis(50);
-    let source = ScraperSource::new(c).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    assert!(source.session_is_stale(), "no session yet");
-    source.authenticate(&ctx).await.unwrap();
-    assert!(!source.session_is_stale());
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    assert!(source.session_is_stale());
-    source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    assert!(!source.session_is_stale());
+    c.session_max_age = Duration::from_millis(300);
+    let k = Kennel::new(c, &new_store());
+    k.fetch(&batch(9, 9)).await.unwrap();
+    // Fresh: no second login.
+    k.fetch(&batch(9, 9)).await.unwrap();
+    assert_eq!(k.logins(), 1);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    k.fetch(&batch(9, 9)).await.unwrap();
+    assert_eq!(k.logins(), 2);
     server.verify().await;
 }
 
@@ -378,9 +461,8 @@ async fn next_link_to_the_page_itself_does_not_loop() {
         .replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/9");
     mount_page(&server, "/schedule/days-7/2026/2/9", &self_link, 1).await;
     mount_page(&server, "/schedule/days-7/2026/2/16", &self_link, 1).await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let records = source.fetch(&batch(9, 22), &ctx).await.unwrap();
+    let k = kennel(&server, &new_store());
+    let records = k.fetch(&batch(9, 22)).await.unwrap();
     assert!(records.is_empty());
     server.verify().await;
 }
@@ -388,81 +470,67 @@ async fn next_link_to_the_page_itself_does_not_loop() {
 #[tokio::test]
 async fn weeks_follow_the_next_link_and_multi_day_boardings_are_fetched_once() {
     // The site's next link may point to any start within the next seven
-    // days; both weeks list the multi-day boarding 1002.
+    // days; both weeks list every appointment again.
     let first =
         fixture!("week.html").replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/14");
     let second =
         fixture!("week.html").replace("/schedule/days-7/2026/2/16", "/schedule/days-7/2026/2/21");
-    let server2 = MockServer::start().await;
-    mount_login(&server2, 1).await;
-    mount_page(&server2, "/schedule/days-7/2026/2/9", &first, 1).await;
-    mount_page(&server2, "/schedule/days-7/2026/2/14", &second, 1).await;
-    mount_details(&server2, 1).await;
-    let source = ScraperSource::new(config(&server2)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(&server, "/schedule/days-7/2026/2/9", &first, 1).await;
+    mount_page(&server, "/schedule/days-7/2026/2/14", &second, 1).await;
+    mount_details(&server, 1).await;
+    let k = kennel(&server, &new_store());
     // Feb 9..=Feb 20: the window of the 9th, then the one the link names (14th).
-    let records = source.fetch(&batch(9, 20), &ctx).await.unwrap();
-    assert_eq!(ids(&records), ["1001", "1002", "1004"]);
-    server2.verify().await;
+    let records = k.fetch(&batch(9, 20)).await.unwrap();
+    assert_eq!(in_days(&records, 9, 20), ["2049317", "C63QgKsL"]);
+    server.verify().await;
 }
 
 #[tokio::test]
-async fn unchanged_rows_reuse_the_stored_copy() {
+async fn a_first_fetch_reuses_what_this_source_just_read_and_a_recheck_reads_it_all_again() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
     mount_page(
         &server,
         "/schedule/days-7/2026/2/9",
         fixture!("week.html"),
-        2,
+        4,
     )
     .await;
-    // Details of boardings are read once; the daycare entry is not stored, so
-    // it is read each time.
-    for (p, body) in [
-        (
-            "/schedule/a/1001/1770674280",
-            fixture!("detail_boarding.html"),
-        ),
-        (
-            "/schedule/a/1002/1770631200",
-            fixture!("detail_labels.html"),
-        ),
-        (
-            "/schedule/a/1004/1770728400",
-            fixture!("detail_cancelled.html"),
-        ),
-    ] {
-        mount_page(&server, p, body, 1).await;
-    }
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        2,
-    )
-    .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let ctx = context(&source, &store);
-    let b = batch(9, 10);
-    let range = Span::new(day(9), day(10)).unwrap();
-    let first = source.fetch(&b, &ctx).await.unwrap();
-    commit(&store, &source, &first, range).await;
-    let second = source.fetch(&b, &ctx).await.unwrap();
-    assert_eq!(ids(&second), ids(&first));
-    for (a, b) in first.iter().zip(&second) {
+    // Two first fetches read each detail page once (the second takes the
+    // stored copies and skips the non-boardings read a moment ago); the
+    // re-check reads them all again.
+    mount_details(&server, 2).await;
+    let store = new_store();
+    let k = kennel(&server, &store);
+    let b = batch(9, 15);
+    let range = Span::new(day(9), day(15)).unwrap();
+    let first = k.fetch(&b).await.unwrap();
+    commit(&store, &k.source, &first, range).await;
+    let second = k.fetch(&b).await.unwrap();
+    assert_eq!(ids(&second), in_days(&first, 9, 15));
+    for a in &second {
+        let b = first
+            .iter()
+            .find(|r| r.external_id == a.external_id)
+            .unwrap();
         assert_eq!((a.hash, a.deleted, a.unit), (b.hash, b.deleted, b.unit));
         assert_eq!(a.payload, b.payload);
         assert_eq!(a.occurred_at, b.occurred_at);
     }
+    // Within the same run, a re-check takes what the run read already.
+    let same_run = k.fetch(&recheck(9, 15)).await.unwrap();
+    assert_eq!(ids(&same_run), in_days(&first, 9, 15));
+    let third = k.fetch_in_a_new_run(&recheck(9, 15)).await.unwrap();
+    assert_eq!(ids(&third), ids(&first));
     server.verify().await;
 }
 
 #[tokio::test]
-async fn a_changed_row_reads_the_detail_page_again() {
+async fn a_stored_copy_of_another_batch_is_not_read_again_on_a_first_fetch() {
     let server = MockServer::start().await;
-    mount_login(&server, 1).await;
+    mount_login(&server, 2).await;
     let week = fixture!("week.html");
     Mock::given(method("GET"))
         .and(path("/schedule/days-7/2026/2/9"))
@@ -473,39 +541,76 @@ async fn a_changed_row_reads_the_detail_page_again() {
         .await;
     let changed = week.replace("Feb 9, 4:58pm - 7:24pm", "Feb 9, 4:58pm - 8:00pm");
     mount_page(&server, "/schedule/days-7/2026/2/9", &changed, 1).await;
-    mount_page(
-        &server,
-        "/schedule/a/1001/1770674280",
-        fixture!("detail_boarding.html"),
-        2,
-    )
-    .await;
-    mount_page(
-        &server,
-        "/schedule/a/1002/1770631200",
-        fixture!("detail_labels.html"),
-        1,
-    )
-    .await;
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        2,
-    )
-    .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let ctx = context(&source, &store);
-    let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    commit(&store, &source, &first, Span::single(day(9))).await;
-    let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    assert_eq!(ids(&second), ["1001", "1002"]);
+    // The changed list entry is read again; C63QgKsL (Feb 13) and C63QfyoF
+    // (March) are stored on other days than the batch's one: not read
+    // again. The daycare and the cancelled request are read again: this is
+    // another source (another process), which has not read them lately.
+    mount_page(&server, NIGHTS, fixture!("detail_nights.html"), 2).await;
+    mount_page(&server, BOARDING, fixture!("detail_boarding.html"), 1).await;
+    mount_page(&server, DAYCARE, fixture!("detail_daycare.html"), 2).await;
+    mount_page(&server, CANCELLED, fixture!("detail_cancelled.html"), 2).await;
+    mount_page(&server, MARCH, fixture!("detail_stale_title.html"), 1).await;
+    let store = new_store();
+    let k = kennel(&server, &store);
+    let first = k.fetch(&batch(9, 9)).await.unwrap();
+    commit(&store, &k.source, &first, Span::single(day(9))).await;
+    let again = kennel(&server, &store);
+    let second = again.fetch(&batch(9, 9)).await.unwrap();
+    assert_eq!(ids(&second), ["2049317"]);
     assert_ne!(
         first[0].payload["list_fingerprint"],
         second[0].payload["list_fingerprint"]
     );
     assert_eq!(first[0].hash, second[0].hash, "the fingerprint is volatile");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn an_edit_only_the_detail_page_shows_is_seen_by_a_recheck() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        2,
+    )
+    .await;
+    Mock::given(method("GET"))
+        .and(path(BOARDING))
+        .respond_with(html(fixture!("detail_boarding.html")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let repriced = fixture!("detail_boarding.html")
+        .replace("Total $350", "Total $375")
+        .replace(
+            "Luna loves belly rubs!",
+            "Luna loves belly rubs! Bath on Friday.",
+        );
+    assert_ne!(repriced, fixture!("detail_boarding.html"));
+    mount_page(&server, BOARDING, &repriced, 1).await;
+    for (p, body) in [
+        (NIGHTS, fixture!("detail_nights.html")),
+        (DAYCARE, fixture!("detail_daycare.html")),
+        (CANCELLED, fixture!("detail_cancelled.html")),
+        (MARCH, fixture!("detail_stale_title.html")),
+    ] {
+        mount_page(&server, p, body, 2).await;
+    }
+    let store = new_store();
+    let k = kennel(&server, &store);
+    let range = Span::new(day(9), day(15)).unwrap();
+    let first = k.fetch(&batch(9, 15)).await.unwrap();
+    commit(&store, &k.source, &first, range).await;
+    let second = k.fetch_in_a_new_run(&recheck(9, 15)).await.unwrap();
+    let luna = second.iter().find(|r| r.external_id == "C63QgKsL").unwrap();
+    assert_eq!(luna.payload["price"]["total_cents"], json!(37500));
+    assert!(luna.payload["notes"]
+        .as_str()
+        .unwrap()
+        .contains("Bath on Friday."));
     server.verify().await;
 }
 
@@ -520,8 +625,8 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
         .with_priority(1)
         .mount(&server)
         .await;
-    // The second time the week shows nothing: 1001 is deleted (404), 1002
-    // was cancelled (its page says so).
+    // The second time the week shows nothing: 2049317 is deleted (404),
+    // C63QgKsL became a cancelled request (its page says so).
     mount_page(
         &server,
         "/schedule/days-7/2026/2/9",
@@ -530,53 +635,57 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
     )
     .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1001/1770674280"))
-        .respond_with(html(fixture!("detail_boarding.html")))
+        .and(path(NIGHTS))
+        .respond_with(html(fixture!("detail_nights.html")))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1001/1770674280"))
+        .and(path(NIGHTS))
         .respond_with(ResponseTemplate::new(404).set_body_string("<html><h1>Not found</h1></html>"))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .and(path("/schedule/a/1002/1770631200"))
-        .respond_with(html(fixture!("detail_labels.html")))
+        .and(path(BOARDING))
+        .respond_with(html(fixture!("detail_boarding.html")))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    let cancelled = fixture!("detail_labels.html").replace(">Confirmed<", ">Cancelled by client<");
-    mount_page(&server, "/schedule/a/1002/1770631200", &cancelled, 1).await;
-    mount_page(
-        &server,
-        "/schedule/a/1003/1770645600",
-        fixture!("detail_daycare.html"),
-        1,
-    )
-    .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let ctx = context(&source, &store);
-    let first = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    let cancelled = fixture!("detail_boarding.html").replace(
+        "<i class=\"icon-status\"></i> Scheduled",
+        "Request canceled",
+    );
+    assert_ne!(cancelled, fixture!("detail_boarding.html"));
+    mount_page(&server, BOARDING, &cancelled, 1).await;
+    mount_page(&server, DAYCARE, fixture!("detail_daycare.html"), 1).await;
+    mount_page(&server, CANCELLED, fixture!("detail_cancelled.html"), 1).await;
+    mount_page(&server, MARCH, fixture!("detail_stale_title.html"), 1).await;
+    let store = new_store();
+    let k = kennel(&server, &store);
+    let range = Span::new(day(9), day(15)).unwrap();
+    let first = k.fetch(&batch(9, 15)).await.unwrap();
+    assert_eq!(in_days(&first, 9, 15), ["2049317", "C63QgKsL"]);
     assert!(first.iter().all(|r| !r.deleted));
-    commit(&store, &source, &first, Span::single(day(9))).await;
+    commit(&store, &k.source, &first, range).await;
 
-    let second = source.fetch(&batch(9, 9), &ctx).await.unwrap();
-    assert_eq!(ids(&second), ["1001", "1002"]);
+    let second = k.fetch(&batch(9, 15)).await.unwrap();
+    assert_eq!(ids(&second), ["2049317", "C63QgKsL"]);
     assert!(second.iter().all(|r| r.deleted), "{second:?}");
     assert_eq!(
         second[0].payload, first[0].payload,
         "a 404 keeps the last known data"
     );
-    assert_eq!(second[1].payload["status"], "Cancelled by client");
-    commit(&store, &source, &second, Span::single(day(9))).await;
+    let luna = first.iter().find(|r| r.external_id == "C63QgKsL").unwrap();
+    assert_eq!(second[1].unit, luna.unit, "kept on its day");
+    assert_eq!(second[1].payload["status"], "Request canceled");
+    assert_eq!(second[1].payload["pets"], luna.payload["pets"]);
+    commit(&store, &k.source, &second, range).await;
 
     // Already known as deleted: not re-checked again (no more detail mocks).
-    let third = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    let third = k.fetch(&batch(9, 15)).await.unwrap();
     assert!(third.is_empty(), "{third:?}");
     server.verify().await;
 }
@@ -585,43 +694,88 @@ async fn vanished_appointments_are_rechecked_and_marked_deleted() {
 async fn missing_field_is_bad_data_naming_the_url_and_the_field() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
-    let one_row = fixture!("week.html");
-    mount_page(&server, "/schedule/days-7/2026/2/9", one_row, 1).await;
     mount_page(
         &server,
-        "/schedule/a/1001/1770674280",
-        fixture!("detail_missing_checkin.html"),
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
         1,
     )
     .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    mount_page(&server, NIGHTS, fixture!("detail_missing_when.html"), 1).await;
+    for (p, body) in [
+        (BOARDING, fixture!("detail_boarding.html")),
+        (DAYCARE, fixture!("detail_daycare.html")),
+        (CANCELLED, fixture!("detail_cancelled.html")),
+        (MARCH, fixture!("detail_stale_title.html")),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .respond_with(html(body))
+            .mount(&server)
+            .await;
+    }
+    let k = kennel(&server, &new_store());
+    let e = k.fetch(&batch(9, 9)).await.unwrap_err();
     assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
     let msg = e.to_string();
+    assert!(msg.contains(&format!("{}{NIGHTS}", server.uri())), "{msg}");
     assert!(
-        msg.contains(&format!("{}/schedule/a/1001/1770674280", server.uri())),
+        msg.contains("missing check-in and check-out: no dates in the title"),
         "{msg}"
     );
-    assert!(msg.contains("missing check-in"), "{msg}");
 }
 
 #[tokio::test]
-async fn a_page_that_is_not_a_schedule_is_an_error_not_an_empty_week() {
+async fn a_price_block_without_its_price_items_is_bad_data() {
     let server = MockServer::start().await;
     mount_login(&server, 1).await;
     mount_page(
         &server,
         "/schedule/days-7/2026/2/9",
-        fixture!("week_maintenance.html"),
+        fixture!("week.html"),
         1,
     )
     .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    mount_page(&server, BOARDING, fixture!("detail_price_no_divs.html"), 1).await;
+    for (p, body) in [
+        (NIGHTS, fixture!("detail_nights.html")),
+        (DAYCARE, fixture!("detail_daycare.html")),
+        (CANCELLED, fixture!("detail_cancelled.html")),
+        (MARCH, fixture!("detail_stale_title.html")),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(p))
+            .respond_with(html(body))
+            .mount(&server)
+            .await;
+    }
+    let k = kennel(&server, &new_store());
+    let e = k.fetch(&batch(9, 15)).await.unwrap_err();
     assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
-    assert!(e.to_string().contains("schedule container"), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!("{}{BOARDING}", server.uri())),
+        "{msg}"
+    );
+    assert!(msg.contains("no price items"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_page_that_is_not_a_schedule_is_an_error_not_an_empty_week() {
+    for (page, what) in [
+        (fixture!("week_maintenance.html"), "usual structure"),
+        (fixture!("week_cards_no_links.html"), "layout changed"),
+    ] {
+        let server = MockServer::start().await;
+        mount_login(&server, 1).await;
+        mount_page(&server, "/schedule/days-7/2026/2/9", page, 1).await;
+        let k = kennel(&server, &new_store());
+        let e = k.fetch(&batch(9, 9)).await.unwrap_err();
+        assert!(matches!(e, SyncError::BadData { .. }), "{e:?}");
+        assert!(e.to_string().contains("is not a schedule page"), "{e}");
+        assert!(e.to_string().contains(what), "{e}");
+        assert!(e.to_string().contains("/schedule/days-7/2026/2/9"), "{e}");
+    }
 }
 
 #[tokio::test]
@@ -635,12 +789,11 @@ async fn truncated_pages_are_retried_then_fail() {
         3,
     )
     .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let e = source.fetch(&batch(9, 9), &ctx).await.unwrap_err();
+    let k = kennel(&server, &new_store());
+    let e = k.fetch(&batch(9, 9)).await.unwrap_err();
     assert!(matches!(e, SyncError::Retryable { .. }), "{e:?}");
     assert!(e.to_string().contains("truncated"), "{e}");
-    assert_eq!(ctx.meter().retries(), 2);
+    assert_eq!(k.ctx.meter().retries(), 2);
     server.verify().await;
 }
 
@@ -669,39 +822,95 @@ async fn server_errors_and_truncation_are_retried_until_the_page_is_whole() {
         1,
     )
     .await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let records = source.fetch(&batch(9, 9), &ctx).await.unwrap();
+    let k = kennel(&server, &new_store());
+    let records = k.fetch(&batch(9, 9)).await.unwrap();
     assert!(records.is_empty());
-    assert_eq!(ctx.meter().retries(), 2);
+    assert_eq!(k.ctx.meter().retries(), 2);
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn per_day_counts_come_from_the_list_for_the_boardings_the_store_holds() {
+    let server = MockServer::start().await;
+    mount_login(&server, 1).await;
+    mount_page(
+        &server,
+        "/schedule/days-7/2026/2/9",
+        fixture!("week.html"),
+        4,
+    )
+    .await;
+    mount_details(&server, 1).await;
+    let store = new_store();
+    let k = kennel(&server, &store);
+    let range = Span::new(day(9), day(15)).unwrap();
+    // Nothing stored: nothing counted (the list cannot tell a boarding).
+    let counts = k
+        .stack
+        .all_day_counts(range, &k.ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(counts.is_empty(), "{counts:?}");
+    let records = k.fetch(&batch(9, 15)).await.unwrap();
+    commit(&store, &k.source, &records, range).await;
+    let counts = k
+        .stack
+        .all_day_counts(range, &k.ctx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        counts,
+        store.day_counts(k.source.stream(), range).await.unwrap()
+    );
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [(day(9), 1), (day(13), 1)]
+    );
+    // A probe counts what the list dates within the week.
+    let probe = k.stack.probe(range, &k.ctx).await.unwrap().unwrap();
+    assert_eq!(probe.days, 7);
+    assert!(probe.items >= 2, "{probe:?}");
     server.verify().await;
 }
 
 #[tokio::test]
 async fn only_day_batches_in_the_kennel_time_zone() {
     let server = MockServer::start().await;
-    let source = ScraperSource::new(config(&server)).unwrap();
-    let ctx = context(&source, &Arc::new(MemoryStore::new()));
-    let keys = Batch {
-        index: 0,
-        span: BatchSpan::Keys(Span::new(1, 2).unwrap()),
-    };
+    let k = kennel(&server, &new_store());
+    let keys = Batch::new(0, BatchSpan::Keys(Span::new(1, 2).unwrap()));
     assert_eq!(
-        source.fetch(&keys, &ctx).await.unwrap_err().kind(),
+        k.source
+            .fetch_page(&keys, None, &k.ctx)
+            .await
+            .unwrap_err()
+            .kind(),
         "invalid_input"
     );
-    let other_tz = Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    let other_tz = Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::single(day(9)),
             tz: chrono_tz::Europe::Berlin,
         },
-    };
-    let e = source.fetch(&other_tz, &ctx).await.unwrap_err();
+    );
+    let e = k
+        .source
+        .fetch_page(&other_tz, None, &k.ctx)
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("Europe/Berlin"), "{e}");
+    let info = k.source.info();
     assert_eq!(
-        source.info().stream.to_string(),
+        info.stream.to_string(),
         format!("kennel:127.0.0.1:{}/boardings", server.address().port())
     );
+    assert_eq!(
+        (info.cost.per_window, info.cost.per_item, info.cost.login),
+        (1.0, 1.0, 2)
+    );
+    assert!(info.supports_day_counts && info.supports_probe && !info.supports_delta);
+    assert_eq!(info.session_max_age, Some(Duration::from_secs(330)));
     assert!(server.received_requests().await.unwrap().is_empty());
 }

@@ -12,8 +12,11 @@
 //!   [`SourceInfo::session_max_age`]: it is renewed first.
 //! - An operation fails with [`SyncError::AuthExpired`]: the session is
 //!   renewed (unless another task renewed it since) and the operation
-//!   repeated once (counted as a retry in the run's meter). Expired again
-//!   right away: [`SyncError::Unauthenticated`].
+//!   repeated (counted as a retry in the run's meter). Expired again on
+//!   the repeat's first try:
+//!   [`SyncError::Unauthenticated`]; expired again after the repeat was
+//!   retried for a temporary error (the new session did work): renewed
+//!   again, a few times at most.
 //! - The login itself fails with `AuthExpired`: the credentials do not work
 //!   ([`SyncError::Unauthenticated`]).
 //! - No operation is in flight while the session is renewed: a login form
@@ -152,36 +155,62 @@ impl<S: Source> Authenticated<S> {
         }
     }
 
-    /// Runs `op` with a live session, renewing it once if it expired.
+    /// Runs `op` with a live session, renewing it when it expired.
+    ///
+    /// The repeated `op` finding the session expired on its first try means
+    /// the fresh session does not work: [`SyncError::Unauthenticated`]. When
+    /// it got other answers first (it was retried after a temporary error)
+    /// and the session then expired, the session worked: it is renewed
+    /// again, up to [`MAX_RENEWALS`] times for one operation.
     async fn around<T, F, Fut>(&self, ctx: &FetchContext, op: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let max_age = self.inner.info().session_max_age;
-        let (seen, shared) = self.session(ctx, max_age).await?;
-        let first = op().await;
+        let (mut seen, shared) = self.session(ctx, max_age).await?;
+        let mut outcome = op().await;
         drop(shared);
-        match first {
-            Err(SyncError::AuthExpired { message }) => {
-                tracing::info!(stream = %ctx.stream(), reason = %message, "session expired; renewing it");
-                self.renew(ctx, seen).await?;
-                let (_, _shared) = self.session(ctx, None).await?;
-                // The request goes out again: a retry, as the server sees it.
-                ctx.meter().add_retry();
-                match op().await {
-                    Err(SyncError::AuthExpired { message }) => Err(SyncError::Unauthenticated {
+        let mut renewals = 0;
+        loop {
+            let message = match outcome {
+                Err(SyncError::AuthExpired { message }) => message,
+                other => return other,
+            };
+            if renewals >= MAX_RENEWALS {
+                return Err(SyncError::Unauthenticated {
+                    message: format!(
+                        "the session expired {renewals} times during one request: {message}"
+                    ),
+                });
+            }
+            tracing::info!(stream = %ctx.stream(), reason = %message, "session expired; renewing it");
+            self.renew(ctx, seen).await?;
+            renewals += 1;
+            let (generation, shared) = self.session(ctx, None).await?;
+            seen = generation;
+            // The request goes out again: a retry, as the server sees it.
+            ctx.meter().add_retry();
+            let retries = ctx.meter().retries();
+            outcome = op().await;
+            drop(shared);
+            let retried = ctx.meter().retries() > retries;
+            if let Err(SyncError::AuthExpired { message }) = &outcome {
+                if !retried {
+                    return Err(SyncError::Unauthenticated {
                         message: format!(
                             "the session expired again right after it was renewed: {message}"
                         ),
-                    }),
-                    other => other,
+                    });
                 }
             }
-            other => other,
         }
     }
 }
+
+/// Renewals of the session one operation may cause (see
+/// [`Authenticated`]'s `around`).
+const MAX_RENEWALS: u32 = 3;
 
 #[async_trait]
 impl<S: Source> Source for Authenticated<S> {
@@ -225,5 +254,119 @@ impl<S: Source> Source for Authenticated<S> {
         ctx: &FetchContext,
     ) -> Result<Option<KeyPage>> {
         self.around(ctx, || self.inner.list_keys(cursor, ctx)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::record::StreamId;
+    use crate::source::api::Windows;
+    use crate::source::retry::{RetryPolicy, Retrying};
+    use chrono_tz::Tz;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    /// Answers each request from a script; logs in always.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<Page>>>,
+        logins: AtomicU64,
+    }
+
+    fn expired() -> Result<Page> {
+        Err(SyncError::AuthExpired {
+            message: "login page".into(),
+        })
+    }
+
+    #[async_trait]
+    impl Source for Scripted {
+        fn info(&self) -> SourceInfo {
+            SourceInfo::days(StreamId::new("t", "s"), Tz::UTC, Windows::Fixed { days: 1 })
+        }
+        async fn login(&self, ctx: &FetchContext) -> Result<()> {
+            ctx.request().await?;
+            self.logins.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn fetch_page(
+            &self,
+            _: &Batch,
+            _: Option<&Cursor>,
+            ctx: &FetchContext,
+        ) -> Result<Page> {
+            ctx.request().await?;
+            let next = self
+                .answers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            next.unwrap_or_else(|| Ok(Page::default()))
+        }
+    }
+
+    async fn fetch(answers: Vec<Result<Page>>) -> (Result<Page>, u64) {
+        let source = Scripted {
+            answers: Mutex::new(answers.into()),
+            ..Scripted::default()
+        };
+        let policy = RetryPolicy {
+            max_retries: 3,
+            initial_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+            jitter: false,
+            ..RetryPolicy::default()
+        };
+        let stack = Authenticated::new(Retrying::new(&source, policy));
+        let ctx = FetchContext::new(StreamId::new("t", "s"));
+        let batch = Batch::new(
+            0,
+            crate::plan::target::BatchSpan::Keys(crate::Span::single(1)),
+        );
+        let got = stack.fetch_page(&batch, None, &ctx).await;
+        (got, source.logins.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_session_is_renewed_once_and_the_request_repeated() {
+        let (got, logins) = fetch(vec![expired()]).await;
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(logins, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_right_after_renewal_is_unauthenticated() {
+        let (got, logins) = fetch(vec![expired(), expired()]).await;
+        let e = got.unwrap_err();
+        assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
+        assert!(e.to_string().contains("right after"), "{e}");
+        assert_eq!(logins, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_again_while_the_repeat_is_retried_is_renewed_again() {
+        let (got, logins) = fetch(vec![
+            expired(),
+            Err(SyncError::retryable("HTTP 503")),
+            expired(),
+        ])
+        .await;
+        assert!(got.is_ok(), "{got:?}");
+        assert_eq!(logins, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewals_of_one_request_are_bounded() {
+        let mut answers = vec![expired()];
+        for _ in 0..10 {
+            answers.push(Err(SyncError::retryable("HTTP 503")));
+            answers.push(expired());
+        }
+        let (got, logins) = fetch(answers).await;
+        let e = got.unwrap_err();
+        assert!(matches!(e, SyncError::Unauthenticated { .. }), "{e:?}");
+        assert_eq!(logins, 1 + u64::from(MAX_RENEWALS));
     }
 }
