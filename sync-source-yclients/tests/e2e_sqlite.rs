@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use sync_core::{FetchContext, Source, SyncMode};
+use sync_core::{Source, SyncMode};
 use sync_sim::yclients::{ChangeDuringSync, Faults};
 use sync_source_yclients::YclientsRecords;
 use sync_store_sqlite::SqliteStore;
@@ -28,14 +28,15 @@ async fn whole_company_into_sqlite_then_delta() {
         s.sim.config().end_date,
     )
     .unwrap();
-    let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY), s.limiter.clone());
-    let at_source = s
-        .sources
-        .records
-        .day_counts(range, &ctx)
+    let at_source = engine(&s, s.sources.records.clone(), &store)
+        .day_counts(
+            range,
+            &options(sync_core::Order::NewestFirst, SyncMode::Full),
+        )
         .await
-        .unwrap()
         .unwrap();
+    assert!(at_source.requests > 0);
+    let at_source = at_source.counts.unwrap();
     let stored =
         sync_core::Store::day_counts(store.as_ref(), &YclientsRecords::stream_id(COMPANY), range)
             .await
