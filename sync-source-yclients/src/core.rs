@@ -204,7 +204,28 @@ impl YclientsApi {
         ctx: &FetchContext,
         request: &ApiRequest,
     ) -> sync_core::Result<Envelope> {
-        let token = self.token().clone().ok_or_else(|| SyncError::AuthExpired {
+        self.exchange(ctx, request).await.map_err(SyncError::from)
+    }
+
+    /// Like [`YclientsApi::call`], with a 404 as `Ok(None)`: for endpoints
+    /// that may be gone (the deprecated clients list).
+    pub(crate) async fn call_unless_gone(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+    ) -> sync_core::Result<Option<Envelope>> {
+        match self.exchange(ctx, request).await {
+            Ok(envelope) => Ok(Some(envelope)),
+            Err(Error::NotFound { what, message }) => {
+                tracing::debug!(request = %what, %message, "404 from YClients");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn exchange(&self, ctx: &FetchContext, request: &ApiRequest) -> Result<Envelope, Error> {
+        let token = self.token().clone().ok_or_else(|| Error::Expired {
             message: "no user token yet".into(),
         })?;
         match self.send(ctx, request, Some(&token)).await {
@@ -217,9 +238,9 @@ impl YclientsApi {
                     *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(message.clone());
                 }
-                Err(SyncError::AuthExpired { message })
+                Err(Error::Expired { message })
             }
-            other => other.map_err(SyncError::from),
+            other => other,
         }
     }
 
