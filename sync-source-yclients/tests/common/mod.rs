@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod company;
+
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -45,6 +47,15 @@ pub(crate) fn sim_config(clients: usize, records: usize) -> YclientsSimConfig {
 /// Starts the simulator and builds the sources; with `login`, the source
 /// logs in with login and password instead of being given a user token.
 pub(crate) async fn start(sim: YclientsSimConfig, login: bool) -> Setup {
+    start_with(sim, login, |_| {}).await
+}
+
+/// Like [`start`], with `tweak` applied to the sources' configuration.
+pub(crate) async fn start_with(
+    sim: YclientsSimConfig,
+    login: bool,
+    tweak: impl FnOnce(&mut YclientsConfig),
+) -> Setup {
     let sim = YclientsSim::start(sim).await.unwrap();
     let cfg = sim.config().clone();
     let mut config = YclientsConfig::new(Secret::new(cfg.partner_token.clone()), vec![COMPANY])
@@ -57,6 +68,7 @@ pub(crate) async fn start(sim: YclientsSimConfig, login: bool) -> Setup {
     };
     config.tz = cfg.tz;
     config.request_timeout = Duration::from_secs(10);
+    tweak(&mut config);
     let sources = sources_for_companies(&config).unwrap().remove(0);
     let sim_limits = RateLimits::new(cfg.limits.per_second, cfg.limits.per_minute);
     let utilization = Preset::Balanced.settings().utilization;
