@@ -86,6 +86,9 @@ pub(crate) enum SourceKind {
     Yclients,
     /// YClients REST API: the client list.
     YclientsClients,
+    /// YClients REST API: the whole company, stream after stream (service
+    /// categories, services, staff, clients, then records).
+    YclientsAll,
     /// The kennel's booking web app (scraped): boardings by day.
     Kennel,
 }
@@ -118,7 +121,8 @@ pub(crate) struct RunArgs {
     pub(crate) preset: Option<String>,
     /// Days (or ids) per batch. Default: as the source describes itself
     /// (windows sized to fill whole pages, a weekly schedule page, a page
-    /// of client ids).
+    /// of client ids). With --source yclients-all: days per window of the
+    /// records.
     #[arg(long, value_name = "N")]
     pub(crate) batch_size: Option<u32>,
     /// Pause after each stretch of work (the preset says how long a

@@ -8,20 +8,21 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveTime, Utc};
 use sync_core::plan::{self, JobPlan, Preset, Workload};
 use sync_core::{
-    Budget, CancellationToken, Engine, Order, Probe, RateLimiter, RateLimits, RunId, RunReport,
-    RunStatus, SyncMode, SyncOptions, Target, Tz,
+    Budget, CancellationToken, CheckpointStore, Engine, Order, Probe, RateLimiter, RateLimits,
+    RunId, RunReport, RunStatus, SyncMode, SyncOptions, Target, Tz, Units,
 };
+use sync_source_yclients::{CompanySources, YclientsClients};
 
 use crate::cli::{
     Cli, Command, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs, RunArgs,
-    TargetArgs,
+    SourceKind, TargetArgs,
 };
 use crate::config::{parse_duration, Settings};
 use crate::error::{CliError, ExitCode};
 use crate::output::{note, out, outln};
 use crate::progress;
 use crate::render;
-use crate::sources::{self, Built};
+use crate::sources::{self, Built, Stream};
 use crate::stores::{self, Stores};
 use crate::targets::{day_range, preset, source_kind, target};
 
@@ -46,6 +47,85 @@ fn budget(built: &Built, utilization: f64) -> Arc<dyn Budget> {
         RateLimiter::new(built.documented_limits.scaled(utilization))
             .named(built.budget_key.clone()),
     )
+}
+
+/// One stream to run (or price), and how.
+struct Job {
+    stream: Stream,
+    target: Target,
+    mode: SyncMode,
+    force: bool,
+    /// Why it runs this way, when the source says.
+    note: Option<String>,
+    /// The clients source, for a clients stream (it says which delta it
+    /// used).
+    clients: Option<Arc<YclientsClients>>,
+}
+
+impl Job {
+    fn from_run(company: &CompanySources, run: sync_source_yclients::StreamRun) -> Self {
+        let is_clients = run.source.info().stream == YclientsClients::stream_id(company.company_id);
+        Self {
+            stream: Stream {
+                source: run.source,
+                session: company.session.clone(),
+            },
+            target: run.target,
+            mode: run.mode,
+            force: run.force,
+            note: run.note,
+            clients: is_clients.then(|| company.clients.clone()),
+        }
+    }
+}
+
+/// The jobs of a command: every stream of `built` with `target`, `mode`
+/// and `force`; for a whole YClients company and for YClients clients, as
+/// the adapter says (the catalogue whole every run, clients deltas with a
+/// periodic full scan, from the run history in `checkpoints`).
+async fn jobs(
+    kind: SourceKind,
+    built: &Built,
+    checkpoints: &dyn CheckpointStore,
+    target: &Target,
+    mode: SyncMode,
+    force: bool,
+) -> Result<Vec<Job>, CliError> {
+    let mut jobs = Vec::new();
+    match kind {
+        SourceKind::YclientsAll => {
+            for company in &built.companies {
+                for run in company
+                    .runs(checkpoints, target.clone(), mode, force)
+                    .await?
+                {
+                    jobs.push(Job::from_run(company, run));
+                }
+            }
+        }
+        SourceKind::YclientsClients => {
+            for company in &built.companies {
+                let run = company.clients_run(checkpoints, mode, force).await?;
+                jobs.push(Job::from_run(company, run));
+            }
+        }
+        SourceKind::Yclients | SourceKind::Kennel => {
+            for stream in &built.streams {
+                jobs.push(Job {
+                    stream: Stream {
+                        source: stream.source.clone(),
+                        session: stream.session.clone(),
+                    },
+                    target: target.clone(),
+                    mode,
+                    force,
+                    note: None,
+                    clients: None,
+                });
+            }
+        }
+    }
+    Ok(jobs)
 }
 
 async fn run_command(
@@ -100,9 +180,23 @@ async fn run_command(
         }
     }
 
+    let jobs = jobs(
+        kind,
+        &built,
+        stores.checkpoints.as_ref(),
+        &target,
+        mode,
+        args.force,
+    )
+    .await?;
     let mut worst = ExitCode::Success;
-    for stream in &built.streams {
-        let info = stream.source.info();
+    let mut requests = 0;
+    let mut runs = 0;
+    for job in &jobs {
+        let info = job.stream.source.info();
+        if let Some(note) = &job.note {
+            outln!("{}: {note}", info.stream)?;
+        }
         let mut options = SyncOptions::builder()
             .order(if args.oldest_first {
                 Order::OldestFirst
@@ -112,22 +206,33 @@ async fn run_command(
             .pace(&pace)
             .max_in_flight(NonZeroUsize::new(settings.concurrency).unwrap_or(NonZeroUsize::MIN))
             .dry_run(args.dry_run)
-            .force(args.force)
-            .mode(mode)
+            .force(job.force)
+            .mode(job.mode)
             .retry(built.retry.clone())
             .cancel(cancel.clone())
             .progress(progress::reporter(info.stream.to_string(), plain));
-        if let Some(n) = batch_size {
+        // In a whole-company sync, --batch-size is days per window of the
+        // records; the other streams cut their ids as they describe.
+        let by_day = matches!(info.units, Units::Days { .. });
+        if let Some(n) = batch_size.filter(|_| by_day || kind != SourceKind::YclientsAll) {
             options = options.batch_size(n);
         }
         if let Some(n) = args.max_batches {
             options = options.max_batches(n);
         }
         let options = options.build();
-        let engine = engine(stream, &stores, &budget);
-        tracing::info!(stream = %info.stream, preset = %preset, ?batch_size, ?mode, dry_run = args.dry_run, "starting run");
-        let report = engine.run(&target, &options).await?;
+        let engine = engine(&job.stream, &stores, &budget);
+        tracing::info!(stream = %info.stream, preset = %preset, ?batch_size, mode = ?job.mode, force = job.force, dry_run = args.dry_run, "starting run");
+        let report = engine.run(&job.target, &options).await?;
         print_run_summary(&report)?;
+        if let (SyncMode::Delta, Some(used)) = (
+            report.mode,
+            job.clients.as_ref().and_then(|c| c.delta_used()),
+        ) {
+            outln!("  clients delta: {used}")?;
+        }
+        requests += report.requests;
+        runs += 1;
         let code = match report.status {
             RunStatus::Completed => ExitCode::Success,
             RunStatus::Partial => ExitCode::Partial,
@@ -140,6 +245,9 @@ async fn run_command(
         if report.status == RunStatus::Cancelled {
             break;
         }
+    }
+    if runs > 1 {
+        outln!("{runs} streams, {requests} requests in all")?;
     }
     Ok(worst)
 }
@@ -207,11 +315,11 @@ async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
     let target = target(kind, settings, args, tz, SyncMode::Full)?;
     let streams = sources::streams(kind, settings, args)?;
     let stores = stores::open(settings).await?;
-    for stream in &streams {
+    for (stream, by_day) in &streams {
         let coverage = stores.checkpoints.coverage(stream).await?;
         outln!("{stream}")?;
         match &target {
-            Target::Days { range, .. } => {
+            Target::Days { range, .. } if *by_day => {
                 let summary = coverage.days.coverage(*range);
                 out!("{}", render::coverage("Historical sync", &summary))?;
                 out!(
@@ -220,8 +328,8 @@ async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
                 )?;
             }
             _ => {
-                // Client ids come from the source; the store knows which it has.
-                outln!("Client ids stored: {}", coverage.keys.len())?;
+                // Ids come from the source; the store knows which it has.
+                outln!("Ids stored: {}", coverage.keys.len())?;
             }
         }
         let runs = stores.checkpoints.runs(Some(stream), 5).await?;
@@ -265,7 +373,12 @@ async fn verify_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
     let options = SyncOptions::builder().retry(built.retry.clone()).build();
     let mut mismatched_total = 0usize;
     for stream in &built.streams {
-        let id = stream.source.info().stream;
+        let info = stream.source.info();
+        let id = info.stream;
+        if kind == SourceKind::YclientsAll && !info.supports_day_counts {
+            // A company's catalogue and clients are not kept by day.
+            continue;
+        }
         let engine = engine(stream, &stores, &budget);
         let at_source = engine.day_counts(range, &options).await?;
         let Some(counts) = at_source.counts else {
@@ -392,14 +505,45 @@ async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, C
     let built = sources::build(kind, settings, &args.target)?;
     let stores = stores::open(settings).await?;
     let budget = budget(&built, 1.0);
-    let options = SyncOptions::builder().retry(built.retry.clone()).build();
     outln!("Limits: {}", describe_limits(&limits))?;
-    for stream in &built.streams {
-        let info = stream.source.info();
-        let plan = engine(stream, &stores, &budget)
-            .plan_with(&target, &options, count)
+    let jobs = jobs(
+        kind,
+        &built,
+        stores.checkpoints.as_ref(),
+        &target,
+        SyncMode::Full,
+        false,
+    )
+    .await?;
+    let (mut requests, mut to_plan) = (0, 0);
+    for job in &jobs {
+        let info = job.stream.source.info();
+        let options = SyncOptions::builder()
+            .retry(built.retry.clone())
+            .mode(job.mode)
+            .force(job.force)
+            .build();
+        // A count of records in days applies to the streams kept by day.
+        let count = match info.units {
+            Units::Days { .. } => count,
+            Units::Keys { .. } => None,
+        };
+        let plan = engine(&job.stream, &stores, &budget)
+            .plan_with(&job.target, &options, count)
             .await?;
-        print_plan(&info.stream.to_string(), &target, &limits, &plan)?;
+        print_plan(&info.stream.to_string(), &job.target, &limits, &plan)?;
+        if let Some(note) = &job.note {
+            outln!("({note})")?;
+        }
+        requests += plan.requests;
+        to_plan += plan.requests_to_plan;
+    }
+    if jobs.len() > 1 {
+        outln!()?;
+        outln!(
+            "All {} streams: {requests} requests (asking the source for the plans took {to_plan})",
+            jobs.len()
+        )?;
     }
     Ok(ExitCode::Success)
 }
@@ -458,7 +602,7 @@ fn print_plan(
 fn describe(target: &Target) -> String {
     match target {
         Target::Days { range, tz } => format!("days {range} ({tz})"),
-        Target::Keys(_) | Target::KeyList(_) => "every client id".into(),
+        Target::Keys(_) | Target::KeyList(_) => "every id the source lists".into(),
     }
 }
 

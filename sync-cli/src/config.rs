@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sync_core::{Secret, Tz};
+use sync_source_yclients::{CataloguePaths, ClientsDelta, FullScanSchedule};
 
 use crate::cli::{Cli, SourceKind};
 use crate::error::CliError;
@@ -83,6 +84,10 @@ pub(crate) struct YclientsSection {
     pub(crate) login: Option<String>,
     pub(crate) page_size: Option<u32>,
     pub(crate) recheck_days: Option<u32>,
+    pub(crate) clients_delta: Option<ClientsDelta>,
+    pub(crate) clients_full_scan_every_days: Option<u32>,
+    pub(crate) clients_full_scan_every_runs: Option<u32>,
+    pub(crate) catalogue_paths: Option<CataloguePaths>,
     pub(crate) partner_token_file: Option<PathBuf>,
     pub(crate) user_token_file: Option<PathBuf>,
     pub(crate) password_file: Option<PathBuf>,
@@ -155,6 +160,12 @@ pub(crate) struct YclientsSettings {
     pub(crate) login: Option<String>,
     pub(crate) page_size: Option<u32>,
     pub(crate) recheck_days: Option<u32>,
+    /// How a clients delta finds changes.
+    pub(crate) clients_delta: ClientsDelta,
+    /// When a clients delta becomes a full scan.
+    pub(crate) clients_full_scan: FullScanSchedule,
+    /// Which spelling of the catalogue paths.
+    pub(crate) catalogue_paths: CataloguePaths,
     #[serde(serialize_with = "masked")]
     pub(crate) partner_token: Option<Secret>,
     #[serde(serialize_with = "masked")]
@@ -244,6 +255,18 @@ impl Settings {
             login: env_nonempty("YCLIENTS_LOGIN").or(y.login),
             page_size: y.page_size,
             recheck_days: y.recheck_days,
+            clients_delta: y.clients_delta.unwrap_or_default(),
+            clients_full_scan: match (
+                y.clients_full_scan_every_days,
+                y.clients_full_scan_every_runs,
+            ) {
+                (None, None) => FullScanSchedule::default(),
+                (every_days, every_runs) => FullScanSchedule {
+                    every_days,
+                    every_runs,
+                },
+            },
+            catalogue_paths: y.catalogue_paths.unwrap_or_default(),
             partner_token: secret(
                 env_nonempty("YCLIENTS_PARTNER_TOKEN"),
                 y.partner_token_file.as_deref(),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use sync_core::{RateLimits, RetryPolicy, Secret, SessionCache, Source, StreamId};
 use sync_source_scraper::{ScraperConfig, ScraperSource};
 use sync_source_yclients::{
-    sources_for_companies, YclientsClients, YclientsConfig, YclientsRecords,
+    sources_for_companies, CatalogueKind, CompanySources, YclientsCatalogue, YclientsClients,
+    YclientsConfig, YclientsRecords,
 };
 
 use crate::cli::{SourceKind, TargetArgs};
@@ -26,8 +27,12 @@ pub(crate) struct Stream {
 
 /// The streams of one command, and how to treat their server.
 pub(crate) struct Built {
-    /// One stream per company (YClients) or one (kennel).
+    /// One stream per company (YClients), every stream of every company
+    /// (YClients, whole company), or one (kennel).
     pub(crate) streams: Vec<Stream>,
+    /// The YClients companies' sources (empty for the kennel): they say how
+    /// a whole-company sync and the clients stream run.
+    pub(crate) companies: Vec<CompanySources>,
     /// The limits the external system documents.
     pub(crate) documented_limits: RateLimits,
     /// What the server counts its limits by.
@@ -40,7 +45,9 @@ pub(crate) struct Built {
 /// polite pacing of the earlier importer, adjustable in [kennel]).
 pub(crate) fn documented_limits(kind: SourceKind, settings: &Settings) -> RateLimits {
     match kind {
-        SourceKind::Yclients | SourceKind::YclientsClients => sync_source_yclients::LIMITS,
+        SourceKind::Yclients | SourceKind::YclientsClients | SourceKind::YclientsAll => {
+            sync_source_yclients::LIMITS
+        }
         SourceKind::Kennel => kennel_limits(settings),
     }
 }
@@ -65,22 +72,34 @@ pub(crate) fn build(
 ) -> Result<Built, CliError> {
     let documented_limits = documented_limits(kind, settings);
     match kind {
-        SourceKind::Yclients | SourceKind::YclientsClients => {
+        SourceKind::Yclients | SourceKind::YclientsClients | SourceKind::YclientsAll => {
             let config = yclients_config(settings, args)?;
             let budget_key = config.budget_key();
-            let streams = sources_for_companies(&config)?
-                .into_iter()
-                .map(|c| Stream {
-                    source: if kind == SourceKind::Yclients {
-                        c.records.clone() as Arc<dyn Source>
-                    } else {
-                        c.clients.clone()
-                    },
+            let companies = sources_for_companies(&config)?;
+            let mut streams = Vec::new();
+            for c in &companies {
+                let sources: Vec<Arc<dyn Source>> = match kind {
+                    SourceKind::Yclients => vec![c.records.clone()],
+                    SourceKind::YclientsClients => vec![c.clients.clone()],
+                    _ => {
+                        let mut all: Vec<Arc<dyn Source>> = c
+                            .catalogue
+                            .iter()
+                            .map(|s| s.clone() as Arc<dyn Source>)
+                            .collect();
+                        all.push(c.clients.clone());
+                        all.push(c.records.clone());
+                        all
+                    }
+                };
+                streams.extend(sources.into_iter().map(|source| Stream {
+                    source,
                     session: c.session.clone(),
-                })
-                .collect();
+                }));
+            }
             Ok(Built {
                 streams,
+                companies,
                 documented_limits,
                 budget_key,
                 retry: RetryPolicy::default(),
@@ -95,6 +114,7 @@ pub(crate) fn build(
                     source: Arc::new(source),
                     session: Arc::new(SessionCache::new()),
                 }],
+                companies: Vec::new(),
                 documented_limits,
                 budget_key,
                 retry: ScraperConfig::polite_retry(),
@@ -137,6 +157,9 @@ pub(crate) fn yclients_config(
     if let Some(n) = y.recheck_days {
         config.recheck_days = n;
     }
+    config.clients_delta = y.clients_delta;
+    config.clients_full_scan = y.clients_full_scan;
+    config.catalogue_paths = y.catalogue_paths;
     config.validate()?;
     Ok(config)
 }
@@ -183,20 +206,33 @@ fn kennel_url(settings: &Settings) -> Result<url::Url, CliError> {
         .map_err(|e| CliError::config(format!("kennel base URL {base:?} is not a URL: {e}")))
 }
 
-/// The streams of `kind`, without credentials (for `status`).
+/// The streams of `kind`, without credentials (for `status`), each with
+/// whether it is kept by day (else by id).
 pub(crate) fn streams(
     kind: SourceKind,
     settings: &Settings,
     args: &TargetArgs,
-) -> Result<Vec<StreamId>, CliError> {
+) -> Result<Vec<(StreamId, bool)>, CliError> {
     Ok(match kind {
         SourceKind::Yclients => company_ids(settings, args)?
             .into_iter()
-            .map(YclientsRecords::stream_id)
+            .map(|c| (YclientsRecords::stream_id(c), true))
             .collect(),
         SourceKind::YclientsClients => company_ids(settings, args)?
             .into_iter()
-            .map(YclientsClients::stream_id)
+            .map(|c| (YclientsClients::stream_id(c), false))
+            .collect(),
+        SourceKind::YclientsAll => company_ids(settings, args)?
+            .into_iter()
+            .flat_map(|c| {
+                CatalogueKind::ALL
+                    .iter()
+                    .map(move |&k| (YclientsCatalogue::stream_id(c, k), false))
+                    .chain([
+                        (YclientsClients::stream_id(c), false),
+                        (YclientsRecords::stream_id(c), true),
+                    ])
+            })
             .collect(),
         SourceKind::Kennel => {
             let url = kennel_url(settings)?;
@@ -205,7 +241,7 @@ pub(crate) fn streams(
                 Some(port) => format!("kennel:{host}:{port}"),
                 None => format!("kennel:{host}"),
             };
-            vec![StreamId::new(source, sync_source_scraper::STREAM)]
+            vec![(StreamId::new(source, sync_source_scraper::STREAM), true)]
         }
     })
 }

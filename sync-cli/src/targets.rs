@@ -15,7 +15,8 @@ use crate::error::CliError;
 pub(crate) fn source_kind(settings: &Settings, args: &TargetArgs) -> Result<SourceKind, CliError> {
     args.source.or(settings.source).ok_or_else(|| {
         CliError::config(
-            "no source given: pass --source yclients, --source yclients-clients or --source kennel \
+            "no source given: pass --source yclients, --source yclients-clients, \
+             --source yclients-all or --source kennel \
              (or set `source` in the [sync] section of the config file)",
         )
     })
@@ -49,9 +50,10 @@ pub(crate) fn day_range(
     Ok((first, last))
 }
 
-/// The target of a command: local days for records and boardings; every
-/// client id for clients (the engine asks the source which exist, after
-/// taking the stream's lease).
+/// The target of a command: local days for records and boardings (for a
+/// whole YClients company, the days of its records; its other streams say
+/// their own targets); every client id for clients (the engine asks the
+/// source which exist, after taking the stream's lease).
 pub(crate) fn target(
     kind: SourceKind,
     settings: &Settings,

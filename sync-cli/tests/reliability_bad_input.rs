@@ -173,7 +173,8 @@ fn garbage_in_gives_errors_and_leaves_the_store_unchanged() {
 
     // A real run fills the store (half the range, so that more could be
     // written by mistake).
-    let half = (range.first + chrono::Days::new(range.len() / 2)).to_string();
+    let half =
+        (range.first + chrono::Days::new(u64::try_from(range.len() / 2).unwrap())).to_string();
     let o = run_with(&args(&["--from", &from, "--to", &half]), &env);
     assert!(o.status.success(), "{}", text(&o));
     let before = rt.block_on(snapshot(&loc, range));
@@ -336,16 +337,16 @@ fn target_days_never_panics() {
             |(a, b, tz, size, span)| {
                 runs.set(runs.get() + 1);
                 let _ = Target::days(a, b, tz);
-                let _ = sync_core::batch::local_day_start_utc(a, tz);
+                let _ = sync_core::plan::local_day_start_utc(a, tz);
                 // A short range near `a`: split into batches.
                 if let Some(end) = a.checked_add_signed(chrono::Duration::days(span)) {
                     if let Ok(t) = Target::days(a, end, tz) {
-                        let batches = sync_core::split(
+                        let batches = sync_core::plan::split(
                             &t,
                             NonZeroU32::new(size).unwrap(),
                             Order::NewestFirst,
                         );
-                        let days: u64 = batches.iter().map(|b| b.unit_count()).sum();
+                        let days: u128 = batches.iter().map(|b| b.unit_count()).sum();
                         prop_assert_eq!(days, t.unit_count());
                         for b in &batches {
                             let _ = b.utc_bounds();

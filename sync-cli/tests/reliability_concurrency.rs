@@ -91,7 +91,7 @@ fn two_at_once(test: &str, loc: StoreLoc, rt: &tokio::runtime::Runtime) {
             let opened = loc.open().await;
             let covered =
                 assert_covered_exact(opened.store(), opened.checkpoints(), &sim, test).await;
-            assert_eq!(covered, sim_range(&sim).len(), "{test}: complete");
+            assert_eq!(covered, sim_range(&sim).len() as u64, "{test}: complete");
             let runs = history(opened.checkpoints()).await;
             assert_eq!(
                 runs.len(),

@@ -209,21 +209,20 @@ fn database_stopped_mid_run_ends_it_clearly_and_resumably() {
     let stored_batches = Arc::new(AtomicU64::new(0));
     let options = {
         let stored_batches = stored_batches.clone();
-        SyncOptions {
-            batch_size: NonZeroU32::MIN,
-            retry: RetryPolicy {
+        SyncOptions::builder()
+            .batch_size(NonZeroU32::MIN)
+            .retry(RetryPolicy {
                 max_retries: 2,
                 initial_delay: Duration::from_millis(100),
                 max_delay: Duration::from_millis(300),
                 ..RetryPolicy::default()
-            },
-            progress: Some(Arc::new(move |e: &ProgressEvent| {
+            })
+            .progress(Arc::new(move |e: &ProgressEvent| {
                 if matches!(e, ProgressEvent::BatchFinished { .. }) {
                     stored_batches.fetch_add(1, Ordering::SeqCst);
                 }
-            })),
-            ..SyncOptions::default()
-        }
+            }))
+            .build()
     };
 
     // Start the run; stop the server once a few batches are stored.
@@ -277,7 +276,7 @@ fn database_stopped_mid_run_ends_it_clearly_and_resumably() {
         "after the outage",
     ));
     assert!(
-        covered >= batches_before_stop && covered < range.len(),
+        covered >= batches_before_stop && covered < range.len() as u64,
         "{covered} days covered after {batches_before_stop} stored batches"
     );
 
@@ -287,7 +286,7 @@ fn database_stopped_mid_run_ends_it_clearly_and_resumably() {
     assert_eq!(report.status, RunStatus::Completed, "{report:#?}");
     assert_eq!(
         report.batches_done,
-        range.len() - covered,
+        range.len() as u64 - covered,
         "only the missing days"
     );
     let total = rt.block_on(assert_covered_exact(
@@ -296,7 +295,7 @@ fn database_stopped_mid_run_ends_it_clearly_and_resumably() {
         &sim,
         "after the resumed run",
     ));
-    assert_eq!(total, range.len());
+    assert_eq!(total, range.len() as u64);
     let runs = rt.block_on(history(store.as_ref()));
     assert_eq!(runs.len(), 2, "{runs:#?}");
     assert_eq!(

@@ -67,7 +67,7 @@ fn kill_and_resume(test: &str, loc: StoreLoc, rt: &tokio::runtime::Runtime) -> O
     let sim = rt.block_on(yclients_sim(RECORDS, DAYS));
     let dir = tempfile::tempdir().unwrap();
     let env = yclients_env(&sim);
-    let total_days = sim_range(&sim).len();
+    let total_days = u64::try_from(sim_range(&sim).len()).unwrap();
 
     let mut kills: Vec<u64> = Vec::new();
     let mut completed_runs = 0usize;

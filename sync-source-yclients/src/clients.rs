@@ -13,13 +13,26 @@
 //!   starts at the right page: with batches of 200 ids, oldest first, each
 //!   batch is about one request. When clients were deleted since the listing
 //!   (pages shift left), the walk steps back a page.
-//! - A `Target::Keys` range works the same way (ids inside the range).
-//! - Delta (`BatchSpan::Changes`): every page again (cheap: `clients / 200`
-//!   requests; the store's hash keeps unchanged clients unchanged), or the
-//!   deprecated `GET /clients/{id}?changed_after=` list
-//!   ([`ClientsDelta::DeprecatedChangedAfter`]).
+//! - A client of the batch that the pages do not hold is gone: when it was
+//!   stored, it is reported deleted (its stored copy, flagged). A page
+//!   proves absence only between its first and last id (and below page 1,
+//!   and past the end of the list), and between two pages only when the
+//!   list's `total_count` did not move between them.
+//! - A full scan is a forced full run: every listed client fetched again,
+//!   and the stored ones no longer listed (the core adds them to the
+//!   batches) found gone.
+//! - Delta (`BatchSpan::Changes`): the deprecated
+//!   `GET /clients/{id}?changed_after=` list ([`ClientsDelta::ChangedAfter`],
+//!   the only documented client delta); where it answers 404, that run walks
+//!   every page of the search instead ([`ClientsDeltaUsed`] says which was
+//!   used). Neither sees deleted clients: a full scan is due every so often
+//!   ([`full_scan_due`]). [`ClientsDelta::Rescan`] always walks every page.
+//! - Items of the deprecated list are kept to the fields the search is
+//!   asked for ([`CLIENT_FIELDS`]), so that a client stored from either list
+//!   has the same payload and hash.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,14 +40,15 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sync_core::{
-    Batch, BatchSpan, Cursor, FetchContext, FetchCost, KeyPage, Page, Result, Source, SourceInfo,
-    StreamId, SyncError,
+    Batch, BatchSpan, Cursor, FetchContext, FetchCost, KeyPage, Page, Record, Result, RunReport,
+    RunStatus, Source, SourceInfo, StreamId, SyncError, SyncMode,
 };
 
-use crate::config::{ClientsDelta, YclientsConfig};
+use crate::catalogue::gone_records;
+use crate::config::{ClientsDelta, FullScanSchedule, YclientsConfig};
 use crate::core::{ApiRequest, YclientsApi};
-use crate::model::{client_from_json, CLIENT_FIELDS};
-use crate::records::list_of;
+use crate::model::{client_from_json, CLIENT_ENTITY, CLIENT_FIELDS};
+use crate::records::{changed_after_text, list_of};
 use crate::LIMITS;
 
 /// First id on each page of the id-ordered search → page number.
@@ -109,12 +123,117 @@ struct Walk {
     page: u32,
     /// Moved forward already (then it never steps back again).
     forward: bool,
+    /// The last id of the page before (moving forward).
+    #[serde(default)]
+    after: Option<i64>,
+    /// `meta.total_count` of the page before.
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+impl Walk {
+    fn at(page: u32) -> Self {
+        Self {
+            page,
+            forward: false,
+            after: None,
+            total: None,
+        }
+    }
 }
 
 /// A page of the deprecated changed-clients list, or of the id listing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ListPage {
     page: u32,
+}
+
+/// Where a delta batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "via", rename_all = "snake_case")]
+enum DeltaAt {
+    /// A page of the deprecated `changed_after` list.
+    ChangedAfter { page: u32 },
+    /// A page of the walk over the whole search.
+    Scan { walk: Walk },
+}
+
+/// How the last delta run of a clients stream found its changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientsDeltaUsed {
+    /// The deprecated `changed_after` list.
+    ChangedAfter,
+    /// The deprecated list answered 404: every page of the search instead.
+    ScanListGone,
+    /// Every page of the search, as configured ([`ClientsDelta::Rescan`]).
+    Rescan,
+}
+
+impl fmt::Display for ClientsDeltaUsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ChangedAfter => "changes from GET /clients?changed_after= (the deprecated list)",
+            Self::ScanListGone => {
+                "the deprecated changed_after list is gone (404): every client page scanned instead"
+            }
+            Self::Rescan => "every client page scanned (clients_delta = rescan)",
+        })
+    }
+}
+
+/// Whether the next delta run of a clients stream should be a full scan,
+/// by `schedule`, given the stream's `runs` (newest first, as the run
+/// history lists them); the reason when it should. A full scan is a
+/// completed full run (every client run of a company sync in full mode is
+/// forced, see [`crate::CompanySources::clients_run`]).
+pub fn full_scan_due(
+    schedule: FullScanSchedule,
+    runs: &[RunReport],
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let completed = |r: &&RunReport| r.status == RunStatus::Completed && !r.dry_run;
+    let Some(last) = runs
+        .iter()
+        .filter(completed)
+        .find(|r| r.mode == SyncMode::Full)
+    else {
+        return Some("no full scan of the clients yet".into());
+    };
+    if let Some(days) = schedule.every_days {
+        let age = now.signed_duration_since(last.started_at);
+        if age >= chrono::Duration::days(i64::from(days)) {
+            return Some(format!(
+                "the last full scan of the clients is {} days old (every {days} days)",
+                age.num_days()
+            ));
+        }
+    }
+    if let Some(every) = schedule.every_runs {
+        let deltas = runs
+            .iter()
+            .take_while(|r| r.id != last.id)
+            .filter(completed)
+            .filter(|r| r.mode == SyncMode::Delta)
+            .count();
+        if deltas >= every as usize {
+            return Some(format!(
+                "{deltas} delta runs since the last full scan of the clients (every {every})"
+            ));
+        }
+    }
+    None
+}
+
+/// `item` kept to [`CLIENT_FIELDS`] (objects only; anything else as is).
+fn search_fields_only(item: Value) -> Value {
+    match item {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| CLIENT_FIELDS.contains(&k.as_str()))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Clients of one company (`Target::Keys` of every id: the engine takes the
@@ -125,6 +244,7 @@ pub struct YclientsClients {
     company_id: u64,
     config: Arc<YclientsConfig>,
     hints: PageHints,
+    delta_used: Mutex<Option<ClientsDeltaUsed>>,
 }
 
 impl YclientsClients {
@@ -136,7 +256,18 @@ impl YclientsClients {
             company_id,
             config,
             hints: Mutex::new(BTreeMap::new()),
+            delta_used: Mutex::new(None),
         }
+    }
+
+    /// How the last delta batch of this source found its changes (`None`
+    /// before any).
+    pub fn delta_used(&self) -> Option<ClientsDeltaUsed> {
+        *self.delta_used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn used(&self, how: ClientsDeltaUsed) {
+        *self.delta_used.lock().unwrap_or_else(|e| e.into_inner()) = Some(how);
     }
 
     /// `yclients:<company>/clients`.
@@ -168,10 +299,7 @@ impl YclientsClients {
             return Ok(Page::default());
         }
         let page_size = self.config.clients_page_size;
-        let at = at.unwrap_or(Walk {
-            page: self.start_page(lo),
-            forward: false,
-        });
+        let at = at.unwrap_or(Walk::at(self.start_page(lo)));
         let (items, total) = search_page(
             &self.api,
             self.company_id,
@@ -183,34 +311,58 @@ impl YclientsClients {
         .await?;
         let n = items.len();
         let ids = items.iter().map(id_of).collect::<Result<Vec<_>>>()?;
+        let through = u64::from(at.page) * u64::from(page_size);
+        let end_of_list = n < page_size as usize || total.is_some_and(|t| through >= t);
         let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-            return Ok(Page::default());
+            // An empty page: past the end of the list (or an empty list).
+            if at.page > 1 && !at.forward {
+                return Ok(Page {
+                    more: vec![Cursor::new(Walk::at(at.page - 1))],
+                    ..Page::default()
+                });
+            }
+            let low = match (at.page, at.after) {
+                (1, _) => Some(i64::MIN),
+                (_, Some(after)) if at.total.is_some() && at.total == total => {
+                    Some(after.saturating_add(1))
+                }
+                _ => None,
+            };
+            let gone = match low {
+                Some(low) => self.gone(wanted, low, i64::MAX, &[], ctx).await?,
+                None => Vec::new(),
+            };
+            return Ok(Page::last(gone));
         };
         self.remember(first, at.page);
         // Clients deleted since the listing shift pages left: step back.
         if !at.forward && at.page > 1 && first > lo {
             return Ok(Page {
-                more: vec![Cursor::new(Walk {
-                    page: at.page - 1,
-                    forward: false,
-                })],
+                more: vec![Cursor::new(Walk::at(at.page - 1))],
                 ..Page::default()
             });
         }
-        let records = ids
-            .into_iter()
-            .zip(items)
-            .filter(|(id, _)| wanted.contains(*id))
-            .map(|(_, item)| client_from_json(item))
-            .collect::<Result<Vec<_>>>()?;
-        let through = u64::from(at.page) * u64::from(page_size);
-        let end_of_list = n < page_size as usize || total.is_some_and(|t| through >= t);
+        // Where this page proves that a missing client is gone.
+        let low = match at.after {
+            _ if at.page == 1 => i64::MIN,
+            Some(after) if at.total.is_some() && at.total == total => after.saturating_add(1),
+            _ => first,
+        };
+        let high = if end_of_list { i64::MAX } else { last };
+        let mut records = self.gone(wanted, low, high, &ids, ctx).await?;
+        for (id, item) in ids.iter().zip(items) {
+            if wanted.contains(*id) {
+                records.push(client_from_json(item)?);
+            }
+        }
         let more = if last >= hi || end_of_list {
             Vec::new()
         } else {
             vec![Cursor::new(Walk {
                 page: at.page + 1,
                 forward: true,
+                after: Some(last),
+                total,
             })]
         };
         Ok(Page {
@@ -220,25 +372,60 @@ impl YclientsClients {
         })
     }
 
-    /// One page of the deprecated `GET /clients/{id}?changed_after=` list.
+    /// The stored clients of a batch of ids (`wanted`) within `low..=high`
+    /// that `seen` (a page's ids) does not hold: gone.
+    async fn gone(
+        &self,
+        wanted: &Wanted,
+        low: i64,
+        high: i64,
+        seen: &[i64],
+        ctx: &FetchContext,
+    ) -> Result<Vec<Record>> {
+        let Wanted::Set(ids) = wanted else {
+            return Ok(Vec::new());
+        };
+        let seen: BTreeSet<i64> = seen.iter().copied().collect();
+        let missing: Vec<i64> = ids
+            .range(low..=high)
+            .copied()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        let gone = gone_records(ctx, CLIENT_ENTITY, missing).await?;
+        if !gone.is_empty() {
+            tracing::info!(stream = %ctx.stream(), gone = gone.len(), "stored clients the search no longer holds: marked deleted");
+        }
+        Ok(gone)
+    }
+
+    /// One page of the deprecated `GET /clients/{id}?changed_after=` list;
+    /// on a 404 of its first page, the start of a walk over every page.
     async fn changed(&self, since: DateTime<Utc>, page: u32, ctx: &FetchContext) -> Result<Page> {
         let count = self.config.clients_page_size.min(200);
-        let after = since
-            .with_timezone(&self.config.tz)
-            .format("%Y-%m-%dT%H:%M:%S")
-            .to_string();
         let q = vec![
-            ("changed_after", after),
+            ("changed_after", changed_after_text(&self.config, since)),
             ("page", page.to_string()),
             ("count", count.to_string()),
         ];
-        let envelope = self
-            .api
-            .call(
-                ctx,
-                &ApiRequest::get(format!("/clients/{}", self.company_id), q),
-            )
-            .await?;
+        let request = ApiRequest::get(format!("/clients/{}", self.company_id), q);
+        let Some(envelope) = self.api.call_unless_gone(ctx, &request).await? else {
+            if page > 1 {
+                return Err(SyncError::bad_data(format!(
+                    "GET /clients/{}: page {page} answered 404 after page 1 answered; the batch is fetched again next run",
+                    self.company_id
+                )));
+            }
+            self.used(ClientsDeltaUsed::ScanListGone);
+            tracing::warn!(stream = %ctx.stream(), "the deprecated clients list answered 404 (gone): scanning every client page for this run instead; deleted clients wait for the next full scan");
+            return Ok(Page {
+                more: vec![Cursor::new(DeltaAt::Scan { walk: Walk::at(1) })],
+                ..Page::default()
+            });
+        };
+        if page == 1 {
+            self.used(ClientsDeltaUsed::ChangedAfter);
+            tracing::info!(stream = %ctx.stream(), changed = ?envelope.total_count(), "clients delta from the deprecated changed_after list");
+        }
         let total = envelope.total_count();
         let items = list_of(envelope.data, "clients list")?;
         let n = items.len();
@@ -247,12 +434,12 @@ impl YclientsClients {
         Ok(Page {
             records: items
                 .into_iter()
-                .map(client_from_json)
+                .map(|item| client_from_json(search_fields_only(item)))
                 .collect::<Result<_>>()?,
             more: if done {
                 Vec::new()
             } else {
-                vec![Cursor::new(ListPage { page: page + 1 })]
+                vec![Cursor::new(DeltaAt::ChangedAfter { page: page + 1 })]
             },
             total: None,
         })
@@ -299,16 +486,31 @@ impl Source for YclientsClients {
                 self.walk(&Wanted::Range(range.first, range.last), at, ctx)
                     .await
             }
-            BatchSpan::Changes { since, .. } => match self.config.clients_delta {
-                ClientsDelta::Rescan => {
-                    let at = cursor.map(Cursor::get::<Walk>).transpose()?;
-                    self.walk(&Wanted::All, at, ctx).await
+            BatchSpan::Changes { since, .. } => {
+                let at = match cursor.map(Cursor::get::<DeltaAt>).transpose()? {
+                    Some(at) => at,
+                    None if self.config.clients_delta == ClientsDelta::Rescan => {
+                        self.used(ClientsDeltaUsed::Rescan);
+                        DeltaAt::Scan { walk: Walk::at(1) }
+                    }
+                    None => DeltaAt::ChangedAfter { page: 1 },
+                };
+                match at {
+                    DeltaAt::ChangedAfter { page } => self.changed(*since, page, ctx).await,
+                    DeltaAt::Scan { walk } => {
+                        let mut page = self.walk(&Wanted::All, Some(walk), ctx).await?;
+                        page.more = page
+                            .more
+                            .iter()
+                            .map(|c| {
+                                c.get::<Walk>()
+                                    .map(|walk| Cursor::new(DeltaAt::Scan { walk }))
+                            })
+                            .collect::<Result<_>>()?;
+                        Ok(page)
+                    }
                 }
-                ClientsDelta::DeprecatedChangedAfter => {
-                    let page = cursor.map(Cursor::get::<ListPage>).transpose()?;
-                    self.changed(*since, page.map_or(1, |p| p.page), ctx).await
-                }
-            },
+            }
             BatchSpan::Days { .. } => Err(SyncError::invalid_input(
                 "the clients stream is cut into client ids, not days",
             )),
@@ -352,5 +554,73 @@ impl Source for YclientsClients {
             _ => Vec::new(),
         };
         Ok(Some(KeyPage { keys, more }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sync_core::RunId;
+
+    fn run(n: u32, mode: SyncMode, status: RunStatus, days_ago: i64) -> RunReport {
+        let at = "2025-06-30T12:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            - chrono::Duration::days(days_ago);
+        let mut r = RunReport::start(
+            RunId(format!("run-{n}")),
+            YclientsClients::stream_id(1),
+            mode,
+            "keys",
+            at,
+        );
+        r.status = status;
+        r
+    }
+
+    #[test]
+    fn a_full_scan_is_due_by_days_or_by_delta_runs() {
+        let now = "2025-06-30T12:00:01Z".parse::<DateTime<Utc>>().unwrap();
+        let weekly = FullScanSchedule::default();
+        assert!(full_scan_due(weekly, &[], now).is_some(), "no scan yet");
+        // Newest first: two deltas after a full run three days ago.
+        let runs = vec![
+            run(4, SyncMode::Delta, RunStatus::Completed, 1),
+            run(3, SyncMode::Delta, RunStatus::Failed, 2),
+            run(2, SyncMode::Delta, RunStatus::Completed, 2),
+            run(1, SyncMode::Full, RunStatus::Completed, 3),
+        ];
+        assert_eq!(full_scan_due(weekly, &runs, now), None);
+        let by_runs = FullScanSchedule {
+            every_days: None,
+            every_runs: Some(2),
+        };
+        let why = full_scan_due(by_runs, &runs, now).unwrap();
+        assert!(why.contains("2 delta runs"), "{why}");
+        let by_days = FullScanSchedule {
+            every_days: Some(3),
+            every_runs: None,
+        };
+        let why = full_scan_due(by_days, &runs, now).unwrap();
+        assert!(why.contains("3 days old"), "{why}");
+        // A full run that did not complete is not a scan.
+        let runs = vec![
+            run(2, SyncMode::Full, RunStatus::Partial, 0),
+            run(1, SyncMode::Full, RunStatus::Completed, 8),
+        ];
+        assert!(full_scan_due(weekly, &runs, now).is_some());
+        let never = FullScanSchedule {
+            every_days: None,
+            every_runs: None,
+        };
+        assert_eq!(full_scan_due(never, &runs, now), None);
+    }
+
+    #[test]
+    fn deprecated_list_items_keep_the_search_fields() {
+        let item = json!({"id": 1, "name": "A", "visits": 3, "extra": {"x": 1}});
+        assert_eq!(
+            search_fields_only(item),
+            json!({"id": 1, "name": "A", "visits": 3})
+        );
+        assert_eq!(search_fields_only(json!([1])), json!([1]));
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sync_core::{Secret, SyncError, Tz};
 use url::Url;
 
@@ -34,18 +34,58 @@ pub mod env {
     pub const RECHECK_DAYS: &str = "YCLIENTS_RECHECK_DAYS";
 }
 
-/// How the clients stream finds changed clients (the search has no change
-/// filter).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+/// How a delta run of the clients stream finds changed clients (the search
+/// has no change filter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientsDelta {
+    /// The deprecated `GET /clients/{id}?changed_after=` list, the only
+    /// documented client delta (a request per 200 changed clients). Where
+    /// it answers 404 (gone), that run walks every page of the search
+    /// instead. Deleted clients are not in it: the periodic full scan
+    /// ([`FullScanSchedule`]) finds them.
+    #[default]
+    #[serde(alias = "deprecated_changed_after")]
+    ChangedAfter,
     /// Walk every page of the search again (`clients / 200` requests); the
     /// store's content hash keeps unchanged clients unchanged.
-    #[default]
     Rescan,
-    /// The deprecated `GET /clients/{id}?changed_after=` list (documented but
-    /// not confirmed to still work).
-    DeprecatedChangedAfter,
+}
+
+/// When a delta run of the clients stream is replaced by a full scan: every
+/// client fetched again and the stored ones no longer listed marked
+/// deleted (the delta cannot see deletions). A scan is due when either
+/// limit is reached; with neither set, only an explicit `--force` scans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FullScanSchedule {
+    /// Days since the last completed full run.
+    pub every_days: Option<u32>,
+    /// Completed delta runs since the last completed full run.
+    pub every_runs: Option<u32>,
+}
+
+impl Default for FullScanSchedule {
+    /// Weekly.
+    fn default() -> Self {
+        Self {
+            every_days: Some(7),
+            every_runs: None,
+        }
+    }
+}
+
+/// Which spelling of the catalogue paths to use: the documentation has
+/// both, and both are served.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CataloguePaths {
+    /// `/services/{company_id}`, `/service_categories/{company_id}`,
+    /// `/staff/{company_id}` (API v1 reference).
+    #[default]
+    Legacy,
+    /// `/company/{company_id}/services` and so on (newer documentation).
+    Company,
 }
 
 /// Everything the YClients source needs. `Debug` hides the secrets.
@@ -87,6 +127,10 @@ pub struct YclientsConfig {
     pub budget_key: Option<String>,
     /// How changed clients are found.
     pub clients_delta: ClientsDelta,
+    /// When a clients delta becomes a full scan (to find deleted clients).
+    pub clients_full_scan: FullScanSchedule,
+    /// Which spelling of the catalogue paths to ask for.
+    pub catalogue_paths: CataloguePaths,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
 }
@@ -108,6 +152,8 @@ impl fmt::Debug for YclientsConfig {
             .field("include_deleted", &self.include_deleted)
             .field("budget_key", &self.budget_key)
             .field("clients_delta", &self.clients_delta)
+            .field("clients_full_scan", &self.clients_full_scan)
+            .field("catalogue_paths", &self.catalogue_paths)
             .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
@@ -145,6 +191,12 @@ pub struct YclientsFileConfig {
     pub budget_key: Option<String>,
     /// See [`YclientsConfig::clients_delta`].
     pub clients_delta: Option<ClientsDelta>,
+    /// See [`FullScanSchedule::every_days`].
+    pub clients_full_scan_every_days: Option<u32>,
+    /// See [`FullScanSchedule::every_runs`].
+    pub clients_full_scan_every_runs: Option<u32>,
+    /// See [`YclientsConfig::catalogue_paths`].
+    pub catalogue_paths: Option<CataloguePaths>,
     /// Seconds, see [`YclientsConfig::request_timeout`].
     pub request_timeout_secs: Option<u64>,
 }
@@ -165,7 +217,7 @@ impl fmt::Debug for YclientsFileConfig {
 impl YclientsConfig {
     /// A config with the defaults: public base URL, Europe/Moscow, pages of
     /// 200, 3 re-check days, deleted records included, one budget per API
-    /// host.
+    /// host, client deltas by `changed_after` with a weekly full scan.
     pub fn new(partner_token: Secret, company_ids: Vec<u64>) -> Self {
         Self {
             base_url: Url::parse(DEFAULT_BASE_URL).expect("the default base URL is valid"),
@@ -181,7 +233,9 @@ impl YclientsConfig {
             changed_after_slack: None,
             include_deleted: true,
             budget_key: None,
-            clients_delta: ClientsDelta::Rescan,
+            clients_delta: ClientsDelta::ChangedAfter,
+            clients_full_scan: FullScanSchedule::default(),
+            catalogue_paths: CataloguePaths::Legacy,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -276,6 +330,15 @@ impl YclientsConfig {
         if let Some(d) = file.clients_delta {
             config.clients_delta = d;
         }
+        if let Some(n) = file.clients_full_scan_every_days {
+            config.clients_full_scan.every_days = Some(n);
+        }
+        if let Some(n) = file.clients_full_scan_every_runs {
+            config.clients_full_scan.every_runs = Some(n);
+        }
+        if let Some(p) = file.catalogue_paths {
+            config.catalogue_paths = p;
+        }
         if let Some(s) = file.request_timeout_secs {
             config.request_timeout = Duration::from_secs(s);
         }
@@ -324,6 +387,15 @@ impl YclientsConfig {
         }
         if self.request_timeout.is_zero() {
             return Err(SyncError::invalid_input("request timeout must be positive"));
+        }
+        let FullScanSchedule {
+            every_days,
+            every_runs,
+        } = self.clients_full_scan;
+        if every_days == Some(0) || every_runs == Some(0) {
+            return Err(SyncError::invalid_input(
+                "the clients full scan is every 1 or more days (or delta runs); leave it out for none",
+            ));
         }
         Ok(())
     }

@@ -96,6 +96,9 @@ pub struct YclientsApi {
     /// The user token in use: the one given in the configuration until the
     /// server rejects it, then whatever a login gets.
     token: Mutex<Option<Secret>>,
+    /// What the server said when it last rejected the token (redacted), for
+    /// the error when the sync cannot log in again.
+    rejected: Mutex<Option<String>>,
     budget_key: String,
 }
 
@@ -119,6 +122,7 @@ impl YclientsApi {
             partner: config.partner_token.clone(),
             login,
             token: Mutex::new(config.user_token.clone()),
+            rejected: Mutex::new(None),
             budget_key: config.budget_key(),
         })
     }
@@ -152,9 +156,16 @@ impl YclientsApi {
             return Ok(());
         }
         let Some((login, password)) = &self.login else {
+            let said = self
+                .rejected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
             return Err(SyncError::Unauthenticated {
                 message: format!(
-                    "the user token was rejected; set {} and {} to let the sync log in",
+                    "the user token was rejected{said}; set {} and {} to let the sync log in",
                     crate::config::env::LOGIN,
                     crate::config::env::PASSWORD
                 ),
@@ -194,21 +205,43 @@ impl YclientsApi {
         ctx: &FetchContext,
         request: &ApiRequest,
     ) -> sync_core::Result<Envelope> {
-        let token = self.token().clone().ok_or_else(|| SyncError::AuthExpired {
+        self.exchange(ctx, request).await.map_err(SyncError::from)
+    }
+
+    /// Like [`YclientsApi::call`], with a 404 as `Ok(None)`: for endpoints
+    /// that may be gone (the deprecated clients list).
+    pub(crate) async fn call_unless_gone(
+        &self,
+        ctx: &FetchContext,
+        request: &ApiRequest,
+    ) -> sync_core::Result<Option<Envelope>> {
+        match self.exchange(ctx, request).await {
+            Ok(envelope) => Ok(Some(envelope)),
+            Err(Error::NotFound { what, message }) => {
+                tracing::debug!(request = %what, %message, "404 from YClients");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn exchange(&self, ctx: &FetchContext, request: &ApiRequest) -> Result<Envelope, Error> {
+        let token = self.token().clone().ok_or_else(|| Error::Expired {
             message: "no user token yet".into(),
         })?;
         match self.send(ctx, request, Some(&token)).await {
             Err(Error::Unauthorized { what, message }) => {
+                let message = format!("{what}: 401 unauthorized: {message}");
                 let mut current = self.token();
                 // Another request may have logged in since this one left.
                 if current.as_ref() == Some(&token) {
                     *current = None;
+                    *self.rejected.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(message.clone());
                 }
-                Err(SyncError::AuthExpired {
-                    message: format!("{what}: 401 unauthorized: {message}"),
-                })
+                Err(Error::Expired { message })
             }
-            other => other.map_err(SyncError::from),
+            other => other,
         }
     }
 

@@ -5,7 +5,7 @@
 //! | 5xx, 408, timeout, connection failure | `Retryable`        |
 //! | body cut short (JSON ends early, or the connection dropped mid-body) | `Retryable` |
 //! | 429                                   | `RateLimited`      |
-//! | 401                                   | `AuthExpired` (the core logs in again once) |
+//! | 401, or no user token yet             | `AuthExpired` (the core logs in again once) |
 //! | 402 (licence), 403 (no access)        | `Unauthenticated`  |
 //! | 400, 422, other 4xx, 404 on a list    | `BadData`          |
 //! | malformed JSON (not merely cut short), `success: false`, a record without id or day | `BadData` |
@@ -64,6 +64,10 @@ pub(crate) enum Error {
     #[error("{what}: 401 unauthorized: {message}")]
     Unauthorized { what: String, message: String },
 
+    /// The user token is gone (rejected, or none yet): log in again.
+    #[error("{message}")]
+    Expired { message: String },
+
     #[error("{what}: access denied ({status}): {message}")]
     Forbidden {
         what: String,
@@ -106,6 +110,7 @@ impl From<Error> for SyncError {
             Error::Unauthorized { .. } | Error::Forbidden { .. } => {
                 SyncError::Unauthenticated { message }
             }
+            Error::Expired { message } => SyncError::AuthExpired { message },
             Error::RateLimited { retry_after } => SyncError::RateLimited { retry_after },
             Error::Budget(e) => e,
         }

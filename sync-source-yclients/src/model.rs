@@ -1,5 +1,6 @@
-//! Typed views of the API's clients and records (lenient: the official
-//! samples disagree on types), and their mapping into core records.
+//! Typed views of the API's clients, records and catalogue (services,
+//! service categories, staff; lenient: the official samples disagree on
+//! types), and their mapping into core records.
 //!
 //! The stored payload is always the raw JSON object as served; the typed
 //! structs validate it and give the fields the mapping needs.
@@ -13,6 +14,12 @@ use sync_core::{Record, SyncError, Tz, Unit};
 pub const CLIENT_ENTITY: &str = "client";
 /// Entity name of an appointment record.
 pub const RECORD_ENTITY: &str = "record";
+/// Entity name of a service of the catalogue.
+pub const SERVICE_ENTITY: &str = "service";
+/// Entity name of a service category.
+pub const SERVICE_CATEGORY_ENTITY: &str = "service_category";
+/// Entity name of a staff member.
+pub const STAFF_ENTITY: &str = "staff";
 /// Client fields the clients stream asks the search for.
 pub const CLIENT_FIELDS: &[&str] = &[
     "id",
@@ -263,6 +270,109 @@ pub fn client_from_json(value: Value) -> sync_core::Result<Record> {
     ))
 }
 
+/// A service of the company's catalogue (`GET /services/{company}`). Only
+/// `id` is required.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct CatalogueService {
+    /// Service id (records name it in `services[].id`).
+    #[serde(deserialize_with = "lenient_id")]
+    pub id: i64,
+    /// Title.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub title: Option<String>,
+    /// Category id.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub category_id: Option<i64>,
+    /// Lowest price.
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub price_min: Option<f64>,
+    /// Highest price.
+    #[serde(default, deserialize_with = "lenient_f64")]
+    pub price_max: Option<f64>,
+    /// Length in seconds.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub duration: Option<i64>,
+    /// Bookable (an inactive service stays listed).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub active: bool,
+}
+
+/// A service category (`GET /service_categories/{company}`). Only `id` is
+/// required.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct CatalogueCategory {
+    /// Category id (services name it in `category_id`).
+    #[serde(deserialize_with = "lenient_id")]
+    pub id: i64,
+    /// Title.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub title: Option<String>,
+}
+
+/// A staff member's position.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct StaffPosition {
+    /// Position id.
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub id: Option<i64>,
+    /// Title.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub title: Option<String>,
+}
+
+/// A staff member (`GET /staff/{company}`). Fired and hidden staff are kept
+/// (old visits name them), flagged. Only `id` is required.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct CatalogueStaff {
+    /// Staff id (records name it in `staff_id`).
+    #[serde(deserialize_with = "lenient_id")]
+    pub id: i64,
+    /// Name.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub name: Option<String>,
+    /// Specialization.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub specialization: Option<String>,
+    /// Position.
+    #[serde(default, deserialize_with = "lenient_object")]
+    pub position: Option<StaffPosition>,
+    /// No longer works there.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub fired: bool,
+    /// Hidden from online booking.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub hidden: bool,
+}
+
+/// A raw catalogue object of `entity` ([`SERVICE_ENTITY`],
+/// [`SERVICE_CATEGORY_ENTITY`] or [`STAFF_ENTITY`]) into a core record:
+/// unit = its id. The payload is the object as served.
+pub fn catalogue_item_from_json(entity: &str, value: Value) -> sync_core::Result<Record> {
+    fn read<T: serde::de::DeserializeOwned>(entity: &str, value: &Value) -> sync_core::Result<T> {
+        serde_json::from_value(value.clone()).map_err(|e| SyncError::BadData {
+            message: format!("a {entity} could not be read: {e}"),
+            source: Some(Box::new(e)),
+        })
+    }
+    let id = match entity {
+        SERVICE_ENTITY => read::<CatalogueService>(entity, &value)?.id,
+        SERVICE_CATEGORY_ENTITY => read::<CatalogueCategory>(entity, &value)?.id,
+        STAFF_ENTITY => read::<CatalogueStaff>(entity, &value)?.id,
+        other => {
+            return Err(SyncError::invalid_input(format!(
+                "{other} is not a catalogue entity"
+            )))
+        }
+    };
+    Ok(Record::with_volatile(
+        entity,
+        id.to_string(),
+        Unit::Key(id),
+        value,
+        VOLATILE_FIELDS,
+    ))
+}
+
 // ------------------------------------------------------------ lenient serde
 
 fn value_to_i64(v: &Value) -> Option<i64> {
@@ -420,6 +530,37 @@ mod tests {
         assert_eq!(
             client_from_json(json!({"id": "x"})).unwrap_err().kind(),
             "bad_data"
+        );
+    }
+
+    #[test]
+    fn catalogue_items_are_read_leniently() {
+        let staff = json!({"id": "5", "name": "Anna", "fired": 1, "hidden": "0",
+            "position": [], "rating": "4.5"});
+        let r = catalogue_item_from_json(STAFF_ENTITY, staff.clone()).unwrap();
+        assert_eq!((r.entity.as_str(), r.external_id.as_str()), ("staff", "5"));
+        assert_eq!(r.unit, Unit::Key(5));
+        assert_eq!(r.payload, staff);
+        let typed: CatalogueStaff = serde_json::from_value(staff).unwrap();
+        assert!(typed.fired && !typed.hidden && typed.position.is_none());
+        let service = json!({"id": 7, "title": "Cut", "price_min": "1500,5", "active": true});
+        let typed: CatalogueService = serde_json::from_value(service.clone()).unwrap();
+        assert_eq!(typed.price_min, Some(1500.5));
+        assert!(catalogue_item_from_json(SERVICE_ENTITY, service).is_ok());
+        for (entity, v) in [
+            (SERVICE_CATEGORY_ENTITY, json!({"title": "no id"})),
+            (SERVICE_ENTITY, json!({"id": "x"})),
+            (STAFF_ENTITY, json!("not an object")),
+        ] {
+            let e = catalogue_item_from_json(entity, v).unwrap_err();
+            assert_eq!(e.kind(), "bad_data", "{e}");
+            assert!(e.to_string().contains(entity), "{e}");
+        }
+        assert_eq!(
+            catalogue_item_from_json("client", json!({"id": 1}))
+                .unwrap_err()
+                .kind(),
+            "invalid_input"
         );
     }
 

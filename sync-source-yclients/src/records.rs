@@ -201,21 +201,7 @@ impl YclientsRecords {
     /// The `changed_after` value for changes since `since`: company-local
     /// time without offset (the documented form), moved back by the slack.
     pub fn changed_after_param(&self, since: DateTime<Utc>) -> String {
-        let slack = match self.config.changed_after_slack {
-            Some(s) => ChronoDuration::from_std(s).unwrap_or(ChronoDuration::zero()),
-            None => {
-                let offset = self
-                    .config
-                    .tz
-                    .offset_from_utc_datetime(&since.naive_utc())
-                    .fix();
-                ChronoDuration::seconds(i64::from(offset.local_minus_utc().abs()))
-            }
-        };
-        let at = since.checked_sub_signed(slack).unwrap_or(since);
-        at.with_timezone(&self.config.tz)
-            .format("%Y-%m-%dT%H:%M:%S")
-            .to_string()
+        changed_after_text(&self.config, since)
     }
 
     fn records(&self, values: Vec<Value>) -> Result<Vec<Record>> {
@@ -224,6 +210,24 @@ impl YclientsRecords {
             .map(|v| record_from_json(v, self.config.tz))
             .collect()
     }
+}
+
+/// The `changed_after` value for changes since `since`: company-local time
+/// without offset (the documented form), moved back by the configured slack
+/// (by default the zone's UTC offset: the zone the server reads it in is
+/// not documented).
+pub(crate) fn changed_after_text(config: &YclientsConfig, since: DateTime<Utc>) -> String {
+    let slack = match config.changed_after_slack {
+        Some(s) => ChronoDuration::from_std(s).unwrap_or(ChronoDuration::zero()),
+        None => {
+            let offset = config.tz.offset_from_utc_datetime(&since.naive_utc()).fix();
+            ChronoDuration::seconds(i64::from(offset.local_minus_utc().abs()))
+        }
+    };
+    let at = since.checked_sub_signed(slack).unwrap_or(since);
+    at.with_timezone(&config.tz)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string()
 }
 
 /// `data` as a list; `null` is an empty list.

@@ -1,11 +1,16 @@
 //! The whole simulated company synced through the engine into SQLite.
+//!
+//! `cargo test -p sync-source-yclients --test e2e_sqlite -- --nocapture`
+//! prints the request counts of a full company sync and of the delta runs
+//! after it.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::company::{scan_every_second_delta, whole_company_then_deltas, ClientRow, VisitRow};
 use common::*;
-use sync_core::{FetchContext, Source, SyncMode};
+use sync_core::{Source, SyncMode};
 use sync_sim::yclients::{ChangeDuringSync, Faults};
 use sync_source_yclients::YclientsRecords;
 use sync_store_sqlite::SqliteStore;
@@ -28,14 +33,15 @@ async fn whole_company_into_sqlite_then_delta() {
         s.sim.config().end_date,
     )
     .unwrap();
-    let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY), s.limiter.clone());
-    let at_source = s
-        .sources
-        .records
-        .day_counts(range, &ctx)
+    let at_source = engine(&s, s.sources.records.clone(), &store)
+        .day_counts(
+            range,
+            &options(sync_core::Order::NewestFirst, SyncMode::Full),
+        )
         .await
-        .unwrap()
         .unwrap();
+    assert!(at_source.requests > 0);
+    let at_source = at_source.counts.unwrap();
     let stored =
         sync_core::Store::day_counts(store.as_ref(), &YclientsRecords::stream_id(COMPANY), range)
             .await
@@ -82,4 +88,38 @@ async fn faults_and_changes_during_the_sync_are_survived() {
     assert_store_equals_sim(&s, store.as_ref()).await;
     assert_no_breach(&s);
     assert!(s.sources.records.info().supports_delta);
+}
+
+/// The owner views, queried with plain SQL on the database file.
+async fn views(path: &std::path::Path) -> (Vec<ClientRow>, Vec<VisitRow>) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let source = format!("yclients:{COMPANY}");
+    let clients = sqlx::query_as(
+        "SELECT client_id, visit_count, CAST(spend AS REAL), first_visit, last_visit, bookings \
+         FROM yclients_client_visits WHERE source = ?1 ORDER BY client_id",
+    )
+    .bind(&source)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let visits = sqlx::query_as(
+        "SELECT record_id, client_id, client_name, staff_name, service_titles, attendance, deleted \
+         FROM yclients_visit_details WHERE source = ?1 ORDER BY record_id",
+    )
+    .bind(&source)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (clients, visits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_company_with_catalogue_into_sqlite_then_deltas() {
+    let s = start_with(sim_config(1000, 20_000), false, scan_every_second_delta).await;
+    let (dir, store) = sqlite().await;
+    let path = dir.path().join("sync.db");
+    whole_company_then_deltas(&s, &store, || views(&path)).await;
 }

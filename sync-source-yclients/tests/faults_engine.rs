@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sync_core::limiter::SlowDown;
 use sync_core::{
     CheckpointStore, DayRange, Engine, ExistingQuery, MemoryStore, Order, RateLimiter, RateLimits,
-    RetryPolicy, RunStatus, Secret, Store, SyncOptions, Target, Unit,
+    RetryPolicy, RunStatus, Secret, SlowDown, Store, SyncOptions, Target, Unit,
 };
 use sync_sim::yclients::{
     Faults, RetryAfter, RunningYclientsSim, SimLimits, YclientsSim, YclientsSimConfig,
@@ -119,32 +118,34 @@ async fn faulty_full_sync(retry_after: RetryAfter) {
     // Small pages: many requests, so every kind of fault shows up.
     config.records_page_size = 20;
     config.request_timeout = TIMEOUT;
-    config.retry = fast_retry();
     let source = sources_for_companies(&config).unwrap().remove(0).records;
 
     // The limiter holds 80% of the server's limits. Its pauses after a 429
     // and its recovery are scaled down with the test (Retry-After is capped
-    // at 300 ms; full speed again after a dozen requests).
+    // at 300 ms; full speed again 300 ms after the pause).
     let limiter = Arc::new(RateLimiter::with_slow_down(
         RateLimits::new(Some(50), Some(3000)).scaled(0.8),
         SlowDown {
             initial_backoff: Duration::from_millis(30),
             max_backoff: Duration::from_millis(300),
             max_retry_after: Duration::from_millis(300),
-            recovery_requests: 3,
+            recovery: Duration::from_millis(300),
+            ..SlowDown::default()
         },
     ));
     let store = Arc::new(MemoryStore::new());
     let engine = Engine::new(source, store.clone(), store.clone(), limiter);
     let range = DayRange::new(cfg.first_day(), cfg.end_date).unwrap();
     let target = Target::Days { range, tz: cfg.tz };
-    let options = SyncOptions {
-        batch_size: NonZeroU32::new(3).unwrap(),
-        order: Order::NewestFirst,
-        concurrency: NonZeroUsize::new(2).unwrap(),
-        retry: fast_retry(),
-        ..SyncOptions::default()
-    };
+    // Windows of three days: many batches, so faults land mid-batch. The
+    // engine retries, logs in again after a 401 and paces; the source makes
+    // one attempt per request.
+    let options = SyncOptions::builder()
+        .batch_size(NonZeroU32::new(3).unwrap())
+        .order(Order::NewestFirst)
+        .max_in_flight(NonZeroUsize::new(2).unwrap())
+        .retry(fast_retry())
+        .build();
 
     let stop = tokio_util_stop::Stop::default();
     let controller = tokio::spawn(burst_controller(sim.clone(), stop.clone()));

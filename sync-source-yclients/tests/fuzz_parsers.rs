@@ -19,7 +19,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
 use sync_core::{
     Batch, BatchSpan, CheckpointStore, DayRange, Engine, ExistingQuery, FetchContext, RateLimiter,
-    RetryPolicy, RunStatus, Secret, Source, Span, Store, SyncOptions, Target,
+    RetryPolicy, RunStatus, Secret, SourceExt, Span, Store, SyncOptions, Target,
 };
 use sync_sim::yclients::{SimLimits, YclientsSim, YclientsSimConfig};
 use sync_source_yclients::model::{client_from_json, parse_api_time, record_from_json};
@@ -169,13 +169,6 @@ fn config_for(base: &str) -> YclientsConfig {
         .with_base_url(base)
         .unwrap()
         .with_user_token(Secret::new("user-fuzz"));
-    c.retry = RetryPolicy {
-        max_retries: 1,
-        initial_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(1),
-        max_rate_limited_retries: 0,
-        jitter: false,
-    };
     c.request_timeout = Duration::from_secs(5);
     c
 }
@@ -185,13 +178,13 @@ fn day() -> NaiveDate {
 }
 
 fn day_batch() -> Batch {
-    Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    Batch::new(
+        0,
+        BatchSpan::Days {
             range: Span::single(day()),
             tz: chrono_tz::Europe::Moscow,
         },
-    }
+    )
 }
 
 /// A mutated body: cut, bytes overwritten, or a JSON fragment spliced in.
@@ -277,17 +270,15 @@ fn http_path_never_panics_on_arbitrary_and_mutated_bodies() {
         server
     });
     let real = rt.block_on(real_records());
-    let source = sources_for_companies(&config_for(&format!("{}/api/v1", server.uri())))
-        .unwrap()
-        .remove(0)
-        .records;
+    let config = config_for(&format!("{}/api/v1", server.uri()));
     let outcomes = [std::cell::Cell::new(0u32), std::cell::Cell::new(0u32)];
     let check = |status: u16, body: Vec<u8>| {
         *cell.0.lock().unwrap() = (status, body);
-        // A limiter per case: a 429 pauses the limiter it is reported to.
-        let limiter = Arc::new(RateLimiter::unlimited());
-        let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY), limiter);
-        let got = rt.block_on(source.fetch(&day_batch(), &ctx));
+        // The bare source: one attempt per request, every page followed. A
+        // source per case: a 401 makes a source forget its user token.
+        let source = sources_for_companies(&config).unwrap().remove(0).records;
+        let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY));
+        let got = rt.block_on(source.fetch_batch(&day_batch(), &ctx));
         let slot = &outcomes[usize::from(got.is_ok())];
         slot.set(slot.get() + 1);
         Ok(())
@@ -360,11 +351,12 @@ async fn paging_that_never_moves_is_an_error_in_bounded_time() {
     let mut config = config_for(&format!("{}/api/v1", server.uri()));
     config.records_page_size = 5;
     let source = sources_for_companies(&config).unwrap().remove(0).records;
-    let ctx = FetchContext::new(
-        YclientsRecords::stream_id(COMPANY),
-        Arc::new(RateLimiter::unlimited()),
-    );
-    let got = tokio::time::timeout(Duration::from_secs(5), source.fetch(&day_batch(), &ctx)).await;
+    let ctx = FetchContext::new(YclientsRecords::stream_id(COMPANY));
+    let got = tokio::time::timeout(
+        Duration::from_secs(5),
+        source.fetch_batch(&day_batch(), &ctx),
+    )
+    .await;
     let requests = server.received_requests().await.map_or(0, |r| r.len());
     match got {
         Ok(Err(e)) => eprintln!("stuck paging stopped after {requests} requests: {e}"),
@@ -398,16 +390,17 @@ async fn failing_batch_leaves_the_store_unchanged() {
         Arc::new(RateLimiter::unlimited()),
     );
     let target = Target::days(day(), day(), chrono_tz::Europe::Moscow).unwrap();
-    let options = |force| SyncOptions {
-        batch_size: NonZeroU32::MIN,
-        force,
-        retry: RetryPolicy {
-            max_retries: 1,
-            initial_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(1),
-            ..RetryPolicy::default()
-        },
-        ..SyncOptions::default()
+    let options = |force| {
+        SyncOptions::builder()
+            .batch_size(NonZeroU32::MIN)
+            .force(force)
+            .retry(RetryPolicy {
+                max_retries: 1,
+                initial_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+                ..RetryPolicy::default()
+            })
+            .build()
     };
     *cell.0.lock().unwrap() = (200, envelope(&real));
     let report = engine.run(&target, &options(false)).await.unwrap();

@@ -1,19 +1,22 @@
 //! Exact request shapes and error handling, against wiremock.
+//!
+//! The sources make one attempt of one request per call. Where a test is
+//! about retries, logging in again or pacing, it calls the source through
+//! the core's wrappers, stacked as the engine stacks them
+//! (`Authenticated<Retrying<Paced<source>>>`): the behaviour is the same as
+//! in a run, and the counters are what the server saw.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
-use sync_core::limiter::SlowDown;
-use sync_core::plan::Preset;
 use sync_core::{
-    Batch, BatchSpan, DayRange, FetchContext, RateLimiter, RateLimits, RetryPolicy, Secret, Source,
-    SyncError, Unit,
+    Authenticated, Batch, BatchSpan, DayRange, Engine, FetchContext, MemoryStore, Paced,
+    RateLimiter, RateLimits, RetryPolicy, Retrying, Secret, SlowDown, Source, SourceExt, SyncError,
+    SyncOptions, Target, Unit,
 };
-use sync_source_yclients::{
-    RecordsStrategy, YclientsApi, YclientsClients, YclientsConfig, YclientsRecords,
-};
+use sync_source_yclients::{YclientsApi, YclientsClients, YclientsConfig, YclientsRecords};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
@@ -69,29 +72,38 @@ fn fast_retry() -> RetryPolicy {
         max_delay: Duration::from_millis(5),
         max_rate_limited_retries: 3,
         jitter: false,
+        ..RetryPolicy::default()
     }
 }
 
 fn config(server: &MockServer) -> YclientsConfig {
-    let mut c = YclientsConfig::new(Secret::new(PARTNER), vec![COMPANY])
+    YclientsConfig::new(Secret::new(PARTNER), vec![COMPANY])
         .with_base_url(&format!("{}/api/v1", server.uri()))
         .unwrap()
-        .with_user_token(Secret::new(USER));
-    c.retry = fast_retry();
-    c
+        .with_user_token(Secret::new(USER))
 }
 
-fn ctx_with(limiter: RateLimiter) -> FetchContext {
-    FetchContext::new(YclientsRecords::stream_id(COMPANY), Arc::new(limiter))
-}
-
+/// A context for one bare call: no budget, a fresh meter.
 fn ctx() -> FetchContext {
-    ctx_with(RateLimiter::unlimited())
+    FetchContext::new(YclientsRecords::stream_id(COMPANY))
 }
 
 fn records_source(c: YclientsConfig) -> YclientsRecords {
     let api = Arc::new(YclientsApi::new(&c).unwrap());
     YclientsRecords::new(api, Arc::new(c), COMPANY)
+}
+
+/// The source as the engine calls it: paced by `budget`, retried with
+/// [`fast_retry`], its session renewed.
+type Stack = Authenticated<Retrying<Paced<Arc<dyn Source>>>>;
+
+fn stack(source: impl Source + 'static, budget: Arc<RateLimiter>) -> Stack {
+    let source: Arc<dyn Source> = Arc::new(source);
+    Authenticated::new(Retrying::new(Paced::new(source, budget), fast_retry()))
+}
+
+fn records_stack(c: YclientsConfig) -> Stack {
+    stack(records_source(c), Arc::new(RateLimiter::unlimited()))
 }
 
 fn clients_source(c: YclientsConfig) -> YclientsClients {
@@ -104,13 +116,13 @@ fn day(s: &str) -> NaiveDate {
 }
 
 fn days_batch(first: &str, last: &str) -> Batch {
-    Batch {
-        index: 0,
-        span: BatchSpan::Days {
+    Batch::new(
+        0,
+        BatchSpan::Days {
             range: DayRange::new(day(first), day(last)).unwrap(),
             tz: chrono_tz::Europe::Moscow,
         },
-    }
+    )
 }
 
 fn record(id: i64, date: &str) -> Value {
@@ -165,10 +177,19 @@ async fn records_window_pages_until_total_count_with_exact_requests() {
     }
     let source = records_source(c);
     let ctx = ctx();
-    let got = source
-        .fetch(&days_batch("2024-03-01", "2024-03-02"), &ctx)
-        .await
-        .unwrap();
+    let batch = days_batch("2024-03-01", "2024-03-02");
+    // Page 1 gives the total and names every further page at once (the
+    // engine fetches them in parallel).
+    let first = source.fetch_page(&batch, None, &ctx).await.unwrap();
+    assert_eq!(first.total, Some(5));
+    assert_eq!(first.more.len(), 2);
+    assert_eq!(first.records.len(), 2);
+    let mut got = first.records;
+    for cursor in &first.more {
+        let page = source.fetch_page(&batch, Some(cursor), &ctx).await.unwrap();
+        assert!(page.more.is_empty(), "later pages add no requests");
+        got.extend(page.records);
+    }
     let ids: Vec<&str> = got.iter().map(|r| r.external_id.as_str()).collect();
     assert_eq!(ids, ["1", "2", "3", "4", "5"]);
     assert_eq!(got[0].unit, Unit::Day(day("2024-03-01")));
@@ -211,16 +232,18 @@ async fn login_with_password_then_uses_the_user_token() {
         .await;
     let source = records_source(c);
     let ctx = ctx();
-    source.authenticate(&ctx).await.unwrap();
-    source.authenticate(&ctx).await.unwrap(); // already logged in: no request
+    source.login(&ctx).await.unwrap();
+    source.login(&ctx).await.unwrap(); // already logged in: no request
+    assert_eq!(ctx.meter().requests(), 1);
     assert_eq!(
         source
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
             .await
             .unwrap()
             .len(),
         1
     );
+    assert_eq!(source.info().cost.login, 1, "a login is one request");
 }
 
 #[tokio::test]
@@ -251,14 +274,22 @@ async fn a_401_logs_in_once_and_retries_a_second_401_stops() {
         .expect(1)
         .mount(&server)
         .await;
-    let source = records_source(c.clone());
+    let source = records_stack(c.clone());
+    let first = ctx();
     assert_eq!(
         source
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &first)
             .await
             .unwrap()
             .len(),
         1
+    );
+    // The rejected request, the login, the request again.
+    assert_eq!(first.meter().requests(), 3);
+    assert_eq!(
+        source.cache().logins(),
+        2,
+        "the first (token given) and the renewal"
     );
 
     // Now the new token is rejected too: one re-login, then stop.
@@ -284,8 +315,8 @@ async fn a_401_logs_in_once_and_retries_a_second_401_stops() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = records_source(c2)
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+    let err = records_stack(c2)
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, SyncError::Unauthenticated { .. }), "{err:?}");
@@ -305,11 +336,27 @@ async fn a_401_without_login_is_unauthenticated_and_a_wrong_password_too() {
         .expect(1)
         .mount(&server)
         .await;
+    // The bare source says the session is gone; through the session
+    // wrapper, a source that cannot log in stops with what to set and what
+    // the server said.
     let err = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+        .fetch_page(&days_batch("2024-03-01", "2024-03-01"), None, &ctx())
         .await
         .unwrap_err();
-    assert!(matches!(err, SyncError::Unauthenticated { .. }));
+    assert!(matches!(err, SyncError::AuthExpired { .. }), "{err:?}");
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"success": false, "data": null, "meta": {"message": "bad token"}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = records_stack(config(&server))
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SyncError::Unauthenticated { .. }), "{err:?}");
     assert!(
         err.to_string().contains("YCLIENTS_LOGIN") && err.to_string().contains("bad token"),
         "{err}"
@@ -324,7 +371,7 @@ async fn a_401_without_login_is_unauthenticated_and_a_wrong_password_too() {
         .await;
     let mut c = config(&server).with_login("me", Secret::new(PASSWORD));
     c.user_token = None;
-    let err = records_source(c).authenticate(&ctx()).await.unwrap_err();
+    let err = records_source(c).login(&ctx()).await.unwrap_err();
     assert!(matches!(err, SyncError::Unauthenticated { .. }));
     assert!(err.to_string().contains("Incorrect login"), "{err}");
     assert!(!format!("{err:?}").contains(PASSWORD));
@@ -341,8 +388,9 @@ async fn licence_and_access_errors_are_unauthenticated_with_the_message() {
             .expect(1)
             .mount(&server)
             .await;
-        let err = records_source(config(&server))
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+        // Through the wrappers: not retried, no login (expect(1)).
+        let err = records_stack(config(&server))
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
             .await
             .unwrap_err();
         assert!(matches!(err, SyncError::Unauthenticated { .. }), "{err:?}");
@@ -377,15 +425,21 @@ async fn a_429_slows_the_shared_limiter_with_and_without_retry_after() {
             initial_backoff: Duration::from_millis(50),
             ..SlowDown::default()
         };
-        let ctx = ctx_with(RateLimiter::with_slow_down(RateLimits::UNLIMITED, slow));
+        let limiter = Arc::new(RateLimiter::with_slow_down(RateLimits::UNLIMITED, slow));
+        let ctx = ctx();
         let started = std::time::Instant::now();
-        let got = records_source(config(&server))
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
+        let got = stack(records_source(config(&server)), limiter.clone())
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
             .await
             .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(ctx.meter().rate_limited(), 1);
-        assert_eq!(ctx.limiter().stats().rate_limited, 1);
+        assert_eq!(
+            limiter.stats().rate_limited,
+            1,
+            "the shared budget was told"
+        );
+        assert_eq!(limiter.stats().granted, 2);
         assert_eq!(ctx.meter().requests(), 2);
         if retry_after.is_some() {
             assert!(
@@ -412,14 +466,15 @@ async fn server_errors_are_retried_then_reported_as_retryable() {
         .await;
     let ctx = ctx();
     assert_eq!(
-        records_source(config(&server))
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
+        records_stack(config(&server))
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
             .await
             .unwrap()
             .len(),
         1
     );
     assert_eq!(ctx.meter().retries(), 1);
+    assert_eq!(ctx.meter().requests(), 2);
 
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -427,8 +482,9 @@ async fn server_errors_are_retried_then_reported_as_retryable() {
         .expect(3)
         .mount(&server)
         .await;
-    let err = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
+    // One attempt and two retries (fast_retry), then the error as it was.
+    let err = records_stack(config(&server))
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx)
         .await
         .unwrap_err();
     assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
@@ -444,8 +500,8 @@ async fn validation_errors_are_bad_data_and_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+    let err = records_stack(config(&server))
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, SyncError::BadData { .. }), "{err:?}");
@@ -468,8 +524,8 @@ async fn malformed_json_is_bad_data_and_truncated_json_is_retryable() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+    let err = records_stack(config(&server))
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, SyncError::BadData { .. }), "{err:?}");
@@ -483,8 +539,8 @@ async fn malformed_json_is_bad_data_and_truncated_json_is_retryable() {
         .expect(3)
         .mount(&server)
         .await;
-    let err = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+    let err = records_stack(config(&server))
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap_err();
     assert!(matches!(err, SyncError::Retryable { .. }), "{err:?}");
@@ -502,7 +558,7 @@ async fn malformed_json_is_bad_data_and_truncated_json_is_retryable() {
             .mount(&server)
             .await;
         let err = records_source(config(&server))
-            .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+            .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "bad_data", "{err}");
@@ -522,7 +578,7 @@ async fn missing_optional_fields_are_fine() {
         .mount(&server)
         .await;
     let got = records_source(config(&server))
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -570,15 +626,20 @@ async fn delta_asks_changed_after_in_local_time_minus_slack_and_rechecks_recent_
         .expect(1)
         .mount(&server)
         .await;
-    let batch = Batch {
-        index: 0,
-        span: BatchSpan::Changes {
+    let batch = Batch::new(
+        0,
+        BatchSpan::Changes {
             since: Utc.with_ymd_and_hms(2025, 1, 10, 12, 0, 0).unwrap(),
             until: Utc.with_ymd_and_hms(2025, 1, 11, 9, 0, 0).unwrap(),
         },
-    };
-    let got = records_source(c).fetch(&batch, &ctx()).await.unwrap();
-    let mut ids: Vec<&str> = got.iter().map(|r| r.external_id.as_str()).collect();
+    );
+    let ctx = ctx();
+    let got = records_source(c).fetch_batch(&batch, &ctx).await.unwrap();
+    assert_eq!(ctx.meter().requests(), 2, "the changes and the recent days");
+    // Record 2 is in both lists: a commit stores it once (the last version
+    // wins, see sync_core::commit::dedupe).
+    let unique = sync_core::commit::dedupe(&got);
+    let mut ids: Vec<&str> = unique.iter().map(|r| r.external_id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["1", "2", "3"], "each record once");
 }
@@ -610,7 +671,7 @@ async fn day_counts_leave_out_deleted_records() {
         .await;
     let range = DayRange::new(day("2024-03-01"), day("2024-03-03")).unwrap();
     let counts = records_source(config(&server))
-        .day_counts(range, &ctx())
+        .all_day_counts(range, &ctx())
         .await
         .unwrap()
         .unwrap();
@@ -662,13 +723,10 @@ async fn clients_listing_then_id_batches_start_at_the_right_page() {
         .await;
     let source = clients_source(c);
     let ctx = ctx();
-    let target = source.target(&ctx).await.unwrap();
-    assert_eq!(target, sync_core::Target::KeyList(vec![10, 20, 30, 40, 50]));
-    let batch = Batch {
-        index: 0,
-        span: BatchSpan::KeyList(vec![30, 40]),
-    };
-    let got = source.fetch(&batch, &ctx).await.unwrap();
+    let keys = source.all_keys(&ctx).await.unwrap();
+    assert_eq!(keys, Some(vec![10, 20, 30, 40, 50]));
+    let batch = Batch::new(0, BatchSpan::KeyList(vec![30, 40]));
+    let got = source.fetch_batch(&batch, &ctx).await.unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].unit, Unit::Key(30));
     assert_eq!(got[0].entity, "client");
@@ -677,55 +735,12 @@ async fn clients_listing_then_id_batches_start_at_the_right_page() {
 }
 
 #[tokio::test]
-async fn client_history_strategy_follows_the_date_cursor() {
+async fn the_planner_prices_date_windows_from_a_probe() {
+    // Per-client visit history is never cheaper than date windows (at
+    // least one request per client and per 25 visits, against one per 200
+    // records), so records are only fetched by date window; the planner
+    // prices those from one count of the range.
     let server = MockServer::start().await;
-    let mut c = config(&server);
-    c.records_strategy = RecordsStrategy::ClientHistory;
-    Mock::given(method("POST"))
-        .and(path(format!("/api/v1/company/{COMPANY}/clients/search")))
-        .and(body_json(clients_search(1, 200, json!(["id"]))))
-        .respond_with(page(vec![json!({"id": 77})], 1, 1))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let visits = format!("/api/v1/company/{COMPANY}/clients/visits/search");
-    let body = |from: &str, to: &str| json!({"client_id": 77, "client_phone": null, "from": from, "to": to, "payment_statuses": [], "attendance": null});
-    Mock::given(method("POST"))
-        .and(path(visits.as_str()))
-        .and(body_json(body("2024-03-01", "2024-03-31")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true,
-            "data": {"records": [record(3, "2024-03-20"), record(2, "2024-03-10")], "goods_transactions": []},
-            "meta": {"dateCursor": {"from": "2024-03-01", "to": "2024-03-09"}}})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(visits.as_str()))
-        .and(body_json(body("2024-03-01", "2024-03-09")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"success": true,
-            "data": {"records": [record(1, "2024-03-02")], "goods_transactions": []},
-            "meta": {"dateCursor": null}})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    let got = records_source(c)
-        .fetch(&days_batch("2024-03-01", "2024-03-31"), &ctx())
-        .await
-        .unwrap();
-    let ids: Vec<&str> = got.iter().map(|r| r.external_id.as_str()).collect();
-    assert_eq!(ids, ["3", "2", "1"]);
-}
-
-#[tokio::test]
-async fn the_planner_prices_both_strategies_from_a_probe() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(body_json(clients_search(1, 1, json!(["id"]))))
-        .respond_with(page(vec![json!({"id": 1})], 1000, 1))
-        .mount(&server)
-        .await;
     Mock::given(method("GET"))
         .and(q(&[
             ("start_date", "2023-07-01"),
@@ -735,44 +750,52 @@ async fn the_planner_prices_both_strategies_from_a_probe() {
             ("count", "1"),
         ]))
         .respond_with(page(vec![record(1, "2024-03-01")], 20_000, 1))
+        .expect(2)
         .mount(&server)
         .await;
-    let source = records_source(config(&server));
-    let range = DayRange::new(day("2023-07-01"), day("2025-06-29")).unwrap();
-    let (chosen, cmp) = source
-        .choose_strategy(range, 730, &Preset::Balanced, &ctx())
-        .await
-        .unwrap();
-    assert_eq!(chosen, RecordsStrategy::DateWindow);
-    assert_eq!(
-        cmp.estimates[0].requests, 100,
-        "20,000 records at 200 a page"
-    );
-    assert!(
-        cmp.estimates[1].requests >= 1000,
-        "at least one request per client"
-    );
-    assert_eq!(source.strategy(), RecordsStrategy::DateWindow);
-
-    // With tiny record pages and few clients, the history wins.
-    let probe = sync_source_yclients::Probe {
-        clients: 2,
-        records: 1000,
+    let target = Target::days(
+        day("2023-07-01"),
+        day("2025-06-29"),
+        chrono_tz::Europe::Moscow,
+    )
+    .unwrap();
+    let plan_of = |c: YclientsConfig| {
+        let target = target.clone();
+        async move {
+            let store = Arc::new(MemoryStore::new());
+            Engine::new(
+                Arc::new(records_source(c)),
+                store.clone(),
+                store,
+                Arc::new(RateLimiter::unlimited()),
+            )
+            .plan(&target, &SyncOptions::default())
+            .await
+            .unwrap()
+        }
     };
+    let plan = plan_of(config(&server)).await;
+    assert_eq!(plan.records, Some(20_000));
+    assert_eq!(plan.requests_to_plan, 1, "one count of the whole range");
+    // 20,000 records at 200 a page: 100 pages, windows filling whole pages
+    // (a few not quite full), and the count again when the run sizes its
+    // windows.
+    assert!(
+        (101..=115).contains(&plan.requests),
+        "{} requests for 100 pages",
+        plan.requests
+    );
+    assert_eq!(plan.units, 730);
+
+    // Pages of 20 records: ten times the requests.
     let mut c = config(&server);
-    c.records_page_size = 1;
-    let cmp = records_source(c)
-        .price(
-            &probe,
-            30,
-            30,
-            &sync_source_yclients::LIMITS,
-            &Preset::Balanced,
-        )
-        .unwrap();
-    assert_eq!(cmp.cheapest_index, 1);
-    // 2 clients × 20 pages of 25 visits, plus the id listing.
-    assert_eq!(cmp.estimates[1].requests, 41);
+    c.records_page_size = 20;
+    let small = plan_of(c).await;
+    assert!(
+        small.requests >= 1000 && small.requests < 1150,
+        "{} requests for 1,000 pages",
+        small.requests
+    );
 }
 
 #[tokio::test]
@@ -788,7 +811,7 @@ async fn secrets_stay_out_of_debug_and_errors() {
     let c = config(&server).with_login("me", Secret::new(PASSWORD));
     let source = records_source(c.clone());
     let err = source
-        .fetch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
+        .fetch_batch(&days_batch("2024-03-01", "2024-03-01"), &ctx())
         .await
         .unwrap_err();
     let everything = format!(

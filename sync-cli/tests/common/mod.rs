@@ -368,7 +368,7 @@ pub async fn assert_covered_exact(
     }
     let counts = store.day_counts(&stream, range).await.unwrap();
     assert_eq!(counts, want_counts, "{context}: per-day counts");
-    coverage.days.count_within(range)
+    u64::try_from(coverage.days.count_within(range)).unwrap()
 }
 
 /// The run history of the records stream, oldest first.

@@ -218,23 +218,21 @@ impl Work {
                     (None, Units::Days { .. }) => NonZeroU32::MIN,
                 };
                 // A listed source's target is what it lists (within the
-                // target's keys).
+                // target's keys); a forced run adds the keys stored before
+                // that it lists no more, so that the source can say they
+                // are gone.
                 let target = match (&known.keys, target) {
-                    (Some(keys), Target::Keys(range)) => Target::KeyList(
-                        keys.iter()
-                            .copied()
-                            .filter(|k| range.contains(*k))
-                            .collect(),
-                    ),
+                    (Some(keys), Target::Keys(range)) => {
+                        Target::KeyList(listed_and_gone(keys, &known.covered, scope.force, |k| {
+                            range.contains(k)
+                        }))
+                    }
                     (Some(keys), Target::KeyList(wanted)) => {
                         let wanted: IntervalSet<i64> =
                             wanted.iter().map(|&k| Span::single(k)).collect();
-                        Target::KeyList(
-                            keys.iter()
-                                .copied()
-                                .filter(|k| wanted.contains(*k))
-                                .collect(),
-                        )
+                        Target::KeyList(listed_and_gone(keys, &known.covered, scope.force, |k| {
+                            wanted.contains(k)
+                        }))
                     }
                     _ => target.clone(),
                 };
@@ -420,6 +418,35 @@ impl Work {
             items: density.map(|_| items),
         }
     }
+}
+
+/// Most covered keys a forced run of a listed source adds to what the
+/// source lists; coverage holding more than this is a key range, not a set
+/// of stored ids, and is left out.
+const MAX_GONE_KEYS: u128 = 1_000_000;
+
+/// The keys a listed source lists that `wanted` holds, sorted; with
+/// `force`, also the covered keys `wanted` holds that it no longer lists
+/// (records stored before: a re-check lets the source report them gone).
+fn listed_and_gone(
+    listed: &[i64],
+    covered: &Coverage,
+    force: bool,
+    wanted: impl Fn(i64) -> bool,
+) -> Vec<i64> {
+    let mut keys: Vec<i64> = listed.iter().copied().filter(|&k| wanted(k)).collect();
+    if force && covered.keys.len() <= MAX_GONE_KEYS {
+        keys.extend(
+            covered
+                .keys
+                .spans()
+                .flat_map(|s| s.iter())
+                .filter(|&k| wanted(k)),
+        );
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 /// The days of `range` in `tz` the run fetches, in fetch order, each range
@@ -670,6 +697,29 @@ mod tests {
             BatchSpan::KeyList(vec![12])
         );
         assert!(work.next_batch().is_none());
+
+        // A forced run fetches again what is stored, and the stored keys
+        // the source no longer lists (3, 15), so that it can report them
+        // gone; keys outside the target stay out (30).
+        known.covered.keys.insert_point(3);
+        known.covered.keys.insert_point(15);
+        known.covered.keys.insert_point(30);
+        s.force = true;
+        let range = Span::new(1, 20).unwrap();
+        let mut work = Work::new(&info, &Target::Keys(range), &s, &known);
+        assert_eq!(work.units(), 6);
+        let mut seen = Vec::new();
+        while let Some(b) = work.next_batch() {
+            assert!(b.recheck);
+            let BatchSpan::KeyList(ids) = b.span else {
+                panic!("key lists")
+            };
+            seen.extend(ids);
+        }
+        assert_eq!(seen, vec![1, 3, 5, 9, 12, 15]);
+        let listed = Target::KeyList(vec![3, 9, 30, 40]);
+        let work = Work::new(&info, &listed, &s, &known);
+        assert_eq!(work.target(), &Target::KeyList(vec![3, 9, 30, 40]));
     }
 
     #[test]

@@ -63,7 +63,11 @@ pub enum Units {
         /// Keys per batch.
         chunk: u32,
         /// Whether the source lists its keys ([`Source::list_keys`]); the
-        /// target is then the keys it lists.
+        /// target is then the keys it lists. A forced run (every batch a
+        /// [re-check](crate::Batch::recheck)) also fetches the covered keys
+        /// it no longer lists: the source finds their records gone and
+        /// reports them deleted (their stored copies are in
+        /// [`FetchContext::existing`]).
         listed: bool,
     },
 }

@@ -3,15 +3,17 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod company;
+
 use std::collections::BTreeMap;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use sync_core::plan::Preset;
 use sync_core::{
-    CheckpointStore, DayRange, Engine, ExistingQuery, FetchContext, Order, RateLimiter, RateLimits,
+    CheckpointStore, DayRange, Engine, ExistingQuery, KeyRange, Order, RateLimiter, RateLimits,
     RetryPolicy, RunReport, RunStatus, Secret, Store, SyncMode, SyncOptions, Target, Unit,
 };
 use sync_sim::yclients::{RunningYclientsSim, SimLimits, YclientsSim, YclientsSimConfig};
@@ -45,6 +47,15 @@ pub(crate) fn sim_config(clients: usize, records: usize) -> YclientsSimConfig {
 /// Starts the simulator and builds the sources; with `login`, the source
 /// logs in with login and password instead of being given a user token.
 pub(crate) async fn start(sim: YclientsSimConfig, login: bool) -> Setup {
+    start_with(sim, login, |_| {}).await
+}
+
+/// Like [`start`], with `tweak` applied to the sources' configuration.
+pub(crate) async fn start_with(
+    sim: YclientsSimConfig,
+    login: bool,
+    tweak: impl FnOnce(&mut YclientsConfig),
+) -> Setup {
     let sim = YclientsSim::start(sim).await.unwrap();
     let cfg = sim.config().clone();
     let mut config = YclientsConfig::new(Secret::new(cfg.partner_token.clone()), vec![COMPANY])
@@ -56,8 +67,8 @@ pub(crate) async fn start(sim: YclientsSimConfig, login: bool) -> Setup {
         config.with_user_token(Secret::new(cfg.user_token.clone()))
     };
     config.tz = cfg.tz;
-    config.retry = fast_retry();
     config.request_timeout = Duration::from_secs(10);
+    tweak(&mut config);
     let sources = sources_for_companies(&config).unwrap().remove(0);
     let sim_limits = RateLimits::new(cfg.limits.per_second, cfg.limits.per_minute);
     let utilization = Preset::Balanced.settings().utilization;
@@ -77,15 +88,26 @@ pub(crate) fn fast_retry() -> RetryPolicy {
     }
 }
 
-pub(crate) fn options(batch_size: u32, order: Order, mode: SyncMode) -> SyncOptions {
-    SyncOptions {
-        batch_size: NonZeroU32::new(batch_size).unwrap(),
-        order,
-        mode,
-        concurrency: NonZeroUsize::new(2).unwrap(),
-        retry: fast_retry(),
-        ..SyncOptions::default()
-    }
+/// Options of a test run: batches as the source describes them (windows
+/// sized by density, pages of client ids), two requests in flight at most.
+pub(crate) fn options(order: Order, mode: SyncMode) -> SyncOptions {
+    SyncOptions::builder()
+        .order(order)
+        .mode(mode)
+        .max_in_flight(NonZeroUsize::new(2).unwrap())
+        .retry(fast_retry())
+        .build()
+}
+
+/// An engine for `source` over `store`, paced by the setup's limiter and
+/// sharing the company's session.
+pub(crate) fn engine<S: Store + CheckpointStore + 'static>(
+    s: &Setup,
+    source: Arc<dyn sync_core::Source>,
+    store: &Arc<S>,
+) -> Engine {
+    Engine::new(source, store.clone(), store.clone(), s.limiter.clone())
+        .with_session(s.sources.session.clone())
 }
 
 pub(crate) fn whole_range(s: &Setup) -> DayRange {
@@ -97,19 +119,13 @@ pub(crate) async fn sync_records<S: Store + CheckpointStore + 'static>(
     store: &Arc<S>,
     mode: SyncMode,
 ) -> RunReport {
-    let engine = Engine::new(
-        s.sources.records.clone(),
-        store.clone(),
-        store.clone(),
-        s.limiter.clone(),
-    );
     let range = whole_range(s);
     let target = Target::Days {
         range,
         tz: s.sim.config().tz,
     };
-    engine
-        .run(&target, &options(30, Order::NewestFirst, mode))
+    engine(s, s.sources.records.clone(), store)
+        .run(&target, &options(Order::NewestFirst, mode))
         .await
         .unwrap()
 }
@@ -119,16 +135,13 @@ pub(crate) async fn sync_clients<S: Store + CheckpointStore + 'static>(
     store: &Arc<S>,
     mode: SyncMode,
 ) -> RunReport {
-    let ctx = FetchContext::new(YclientsClients::stream_id(COMPANY), s.limiter.clone());
-    let target = s.sources.clients.target(&ctx).await.unwrap();
-    let engine = Engine::new(
-        s.sources.clients.clone(),
-        store.clone(),
-        store.clone(),
-        s.limiter.clone(),
-    );
-    engine
-        .run(&target, &options(200, Order::OldestFirst, mode))
+    // Every client id: the engine asks the source which exist.
+    let target = Target::Keys(KeyRange {
+        first: 1,
+        last: i64::MAX,
+    });
+    engine(s, s.sources.clients.clone(), store)
+        .run(&target, &options(Order::OldestFirst, mode))
         .await
         .unwrap()
 }
