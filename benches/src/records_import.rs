@@ -153,7 +153,7 @@ async fn import(latency_ms: u64, preset: Preset) -> Result<Vec<Row>, BoxError> {
         ),
         Row::checked(
             format!("records import wall / least time ({label})"),
-            "<= 1.10".into(),
+            "<= 1.10",
             format!(
                 "{ratio:.3} ({:.1} s / {:.1} s)",
                 wall.as_secs_f64(),
@@ -164,7 +164,7 @@ async fn import(latency_ms: u64, preset: Preset) -> Result<Vec<Row>, BoxError> {
         ),
         Row::checked(
             format!("records import 429s / breaches ({label})"),
-            "0 / 0".into(),
+            "0 / 0",
             format!("{} / {}", stats.responses_429, stats.limit_breaches),
             stats.responses_429 == 0 && stats.limit_breaches == 0 && exact,
             COMMAND,
@@ -196,7 +196,7 @@ async fn store_equals_sim(
         .existing(
             &stream,
             &ExistingQuery::InDays {
-                entity: "record".into(),
+                entity: "record".to_string(),
                 range,
             },
         )
@@ -346,12 +346,12 @@ async fn kill_and_resume() -> Result<Vec<Row>, BoxError> {
     Ok(vec![
         Row::checked(
             format!("SIGKILL at {:.0}% of the run: days covered", fraction * 100.0),
-            ">= 40%, each exact".into(),
+            ">= 40%, each exact",
             format!("{:.1}%, exact: {exact_after_kill}", covered_share * 100.0),
             covered_share >= 0.40 && exact_after_kill, COMMAND),
         Row::checked(
-            "resumed run after the kill".into(),
-            "exact; redoes only the windows in flight".into(),
+            "resumed run after the kill",
+            "exact; redoes only the windows in flight",
             format!(
                 "exact: {exact}; {} windows were in flight; requests {} in all against {} for a clean run",
                 in_flight.len(),
@@ -398,7 +398,7 @@ async fn plan_is_the_run() -> Result<Vec<Row>, BoxError> {
         sim.shutdown().await;
         rows.push(Row::checked(
             format!("plan's requests vs the run's ({preset})"),
-            "within 10%".into(),
+            "within 10%",
             format!(
                 "{} planned, {made} made ({:.1}%)",
                 planned.requests,
@@ -446,8 +446,8 @@ async fn recovery_from_429() -> Result<Vec<Row>, BoxError> {
     );
     sim.shutdown().await;
     Ok(vec![Row::checked(
-        "rate reached with occasional 429s (2/s, 60/min)".into(),
-        ">= 85%".into(),
+        "rate reached with occasional 429s (2/s, 60/min)",
+        ">= 85%",
         format!(
             "{:.1}% ({} requests, {} 429s)",
             share * 100.0,

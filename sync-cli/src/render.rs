@@ -188,6 +188,18 @@ fn short(v: &serde_json::Value) -> String {
     }
 }
 
+/// `1h 02m`, `4m 30s`, `12s`.
+pub(crate) fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,17 +222,5 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("2024-09-28"));
-    }
-}
-
-/// `1h 02m`, `4m 30s`, `12s`.
-pub(crate) fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
-    } else if s >= 60 {
-        format!("{}m {:02}s", s / 60, s % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
     }
 }

@@ -122,6 +122,7 @@ async fn seed(store: &MemoryStore, source: &dyn Source, records: Vec<Record>) {
             records: &records,
             covered: &covered,
             progress: RunProgress::default(),
+            claim: None,
         })
         .await
         .unwrap();
