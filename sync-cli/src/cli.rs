@@ -61,6 +61,12 @@ pub(crate) enum Command {
     /// as cancelled.
     #[command(alias = "sync")]
     Run(RunArgs),
+    /// Share a sync with other workers, on this machine or others, through
+    /// the Postgres store: each worker claims batches from a queue in the
+    /// database (a killed worker's batches are taken over when its lease
+    /// expires) and all hold one request budget. Start the same command on
+    /// every worker.
+    Worker(WorkerArgs),
     /// How much of the target range is stored: percentage, gaps, a calendar
     /// of covered and missing days, and the last runs.
     Status(TargetArgs),
@@ -105,9 +111,39 @@ pub(crate) struct TargetArgs {
     /// Last local day of the target range (inclusive), YYYY-MM-DD or `today`.
     #[arg(long, value_name = "DATE")]
     pub(crate) to: Option<String>,
-    /// Company id (YClients); repeat for several companies.
-    #[arg(long = "company", value_name = "ID")]
-    pub(crate) companies: Vec<u64>,
+    /// Company id (YClients); repeat for several companies, or `all` for
+    /// every company the account manages (GET /companies?my=1). Companies
+    /// run side by side within one budget.
+    #[arg(long = "company", value_name = "ID|all", value_parser = parse_company)]
+    pub(crate) companies: Vec<Company>,
+}
+
+/// A `--company` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Company {
+    /// Every company the account manages.
+    All,
+    /// One company.
+    Id(u64),
+}
+
+fn parse_company(text: &str) -> Result<Company, String> {
+    if text.eq_ignore_ascii_case("all") {
+        return Ok(Company::All);
+    }
+    match text.trim().parse::<u64>() {
+        Ok(id) if id > 0 => Ok(Company::Id(id)),
+        _ => Err(format!(
+            "{text:?} is not a company: give a positive id or `all`"
+        )),
+    }
+}
+
+impl TargetArgs {
+    /// Whether `--company all` was given.
+    pub(crate) fn all_companies(&self) -> bool {
+        self.companies.contains(&Company::All)
+    }
 }
 
 /// Arguments of `run`.
@@ -152,6 +188,22 @@ pub(crate) struct RunArgs {
     /// original scripts' spelling).
     #[arg(long)]
     pub(crate) resume: bool,
+}
+
+/// Arguments of `worker`.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// What to sync, as for `run`.
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// This worker's name, unique among the workers (default: host name and
+    /// process id).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) id: Option<String>,
+    /// How long a claimed batch stays this worker's without a heartbeat,
+    /// e.g. `15s`: when the worker dies, others take over after this long.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub(crate) lease: String,
 }
 
 /// Arguments of `plan`.

@@ -6,18 +6,18 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Utc};
-use sync_core::plan::{self, JobPlan, Preset, Workload};
+use sync_core::plan::{self, JobPlan, PaceSettings, Preset, Workload};
 use sync_core::{
     Budget, CancellationToken, CheckpointStore, Engine, Order, Probe, RateLimiter, RateLimits,
-    RunId, RunReport, RunStatus, SyncMode, SyncOptions, Target, Tz, Units,
+    RunId, RunReport, RunStatus, SharedBudget, SyncMode, SyncOptions, Target, Tz, Units, Worker,
 };
 use sync_source_yclients::{CompanySources, YclientsClients};
 
 use crate::cli::{
-    Cli, Command, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs, RunArgs,
-    SourceKind, TargetArgs,
+    Cli, Command, Company, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs,
+    RunArgs, SourceKind, TargetArgs,
 };
-use crate::config::{parse_duration, Settings};
+use crate::config::{parse_duration, BudgetPlace, Settings};
 use crate::error::{CliError, ExitCode};
 use crate::output::{note, out, outln};
 use crate::progress;
@@ -31,7 +31,15 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
     let plain = cli.no_progress;
     match cli.command {
         Command::Plan(args) => plan_command(&settings, args).await,
-        Command::Run(args) => run_command(&settings, args, plain).await,
+        Command::Run(args) => run_command(&settings, args, plain, None).await,
+        Command::Worker(args) => {
+            let lease = parse_duration(&args.lease, "--lease")?;
+            if lease < std::time::Duration::from_secs(1) {
+                return Err(CliError::config("--lease must be at least 1s"));
+            }
+            let id = args.id.clone().unwrap_or_else(default_worker_id);
+            run_command(&settings, args.run, plain, Some(WorkerSpec { id, lease })).await
+        }
         Command::Status(args) => status_command(&settings, &args).await,
         Command::History(args) => history_command(&settings, args).await,
         Command::Verify(args) => verify_command(&settings, &args).await,
@@ -41,12 +49,23 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
 }
 
 /// The request budget of the streams: the documented limits at the
-/// preset's share, held in this process.
-fn budget(built: &Built, utilization: f64) -> Arc<dyn Budget> {
-    Arc::new(
-        RateLimiter::new(built.documented_limits.scaled(utilization))
-            .named(built.budget_key.clone()),
-    )
+/// preset's share, kept in the store (shared by every process that uses it)
+/// unless `[sync] budget = "process"` says otherwise.
+fn budget(
+    built: &Built,
+    utilization: f64,
+    stores: &Stores,
+    settings: &Settings,
+) -> Arc<dyn Budget> {
+    let limits = built.documented_limits.scaled(utilization);
+    match settings.budget {
+        BudgetPlace::Store => Arc::new(SharedBudget::new(
+            stores.budgets.clone(),
+            built.budget_key.clone(),
+            limits,
+        )),
+        BudgetPlace::Process => Arc::new(RateLimiter::new(limits).named(built.budget_key.clone())),
+    }
 }
 
 /// One stream to run (or price), and how.
@@ -60,6 +79,8 @@ struct Job {
     /// The clients source, for a clients stream (it says which delta it
     /// used).
     clients: Option<Arc<YclientsClients>>,
+    /// The YClients company: companies run side by side.
+    company: Option<u64>,
 }
 
 impl Job {
@@ -75,6 +96,7 @@ impl Job {
             force: run.force,
             note: run.note,
             clients: is_clients.then(|| company.clients.clone()),
+            company: Some(company.company_id),
         }
     }
 }
@@ -109,7 +131,23 @@ async fn jobs(
                 jobs.push(Job::from_run(company, run));
             }
         }
-        SourceKind::Yclients | SourceKind::Kennel => {
+        SourceKind::Yclients => {
+            for company in &built.companies {
+                jobs.push(Job {
+                    stream: Stream {
+                        source: company.records.clone(),
+                        session: company.session.clone(),
+                    },
+                    target: target.clone(),
+                    mode,
+                    force,
+                    note: None,
+                    clients: None,
+                    company: Some(company.company_id),
+                });
+            }
+        }
+        SourceKind::Kennel => {
             for stream in &built.streams {
                 jobs.push(Job {
                     stream: Stream {
@@ -121,6 +159,7 @@ async fn jobs(
                     force,
                     note: None,
                     clients: None,
+                    company: None,
                 });
             }
         }
@@ -128,10 +167,80 @@ async fn jobs(
     Ok(jobs)
 }
 
+/// With `--company all`, the streams of every company the account manages
+/// (listed through the budget: one request); otherwise `built` as it is.
+async fn with_all_companies(
+    kind: SourceKind,
+    settings: &Settings,
+    args: &TargetArgs,
+    built: Built,
+    stores: &Stores,
+    budget: &Arc<dyn Budget>,
+) -> Result<Built, CliError> {
+    if !args.all_companies() || kind == SourceKind::Kennel {
+        return Ok(built);
+    }
+    let config = sources::yclients_config(settings, args)?;
+    let (_, session, companies) = sync_source_yclients::account(&config)?;
+    let engine = Engine::new(
+        Arc::new(companies),
+        stores.store.clone(),
+        stores.checkpoints.clone(),
+        budget.clone(),
+    )
+    .with_session(session);
+    let options = SyncOptions::builder().retry(built.retry.clone()).build();
+    let (keys, _) = engine.list_keys(&options).await?;
+    let ids: Vec<u64> = keys
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| u64::try_from(k).ok())
+        .collect();
+    if ids.is_empty() {
+        return Err(CliError::failure(
+            "--company all: the account manages no company (GET /companies?my=1 listed none)",
+        ));
+    }
+    let shown: Vec<String> = ids.iter().map(u64::to_string).collect();
+    note!(
+        "--company all: {} companies ({})",
+        ids.len(),
+        shown.join(", ")
+    );
+    tracing::info!(companies = ?ids, "the account's companies");
+    let mut args = args.clone();
+    args.companies = ids.into_iter().map(Company::Id).collect();
+    sources::build(kind, settings, &args)
+}
+
+/// How `worker` shares its runs.
+struct WorkerSpec {
+    id: String,
+    lease: std::time::Duration,
+}
+
+/// The host name and process id: unique among the workers of one store.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "worker".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// `run`, or `worker` when `worker` is given: the runs of the streams, one
+/// after another.
 async fn run_command(
     settings: &Settings,
     args: RunArgs,
     plain: bool,
+    worker: Option<WorkerSpec>,
 ) -> Result<ExitCode, CliError> {
     // Validate everything before touching the store or the network.
     let kind = source_kind(settings, &args.target)?;
@@ -162,7 +271,27 @@ async fn run_command(
     }
     let built = sources::build(kind, settings, &args.target)?;
     let stores = stores::open(settings).await?;
-    let budget = budget(&built, pace.utilization);
+    let worker = match worker {
+        None => None,
+        Some(spec) => {
+            let Some(queue) = stores.queue.clone() else {
+                return Err(CliError::config(
+                    "workers share their work through the Postgres store (set DATABASE_URL); the embedded SQLite store serves one process at a time: use `run`",
+                ));
+            };
+            if args.dry_run {
+                return Err(CliError::config(
+                    "a worker cannot make a dry run: use `run --dry-run`",
+                ));
+            }
+            note!("worker {} on the queue of the Postgres store", spec.id);
+            let mut w = Worker::new(spec.id, queue);
+            w.lease = spec.lease;
+            Some(w)
+        }
+    };
+    let budget = budget(&built, pace.utilization, &stores, settings);
+    let built = with_all_companies(kind, settings, &args.target, built, &stores, &budget).await?;
 
     let cancel = CancellationToken::new();
     let on_ctrl_c = cancel.clone();
@@ -189,48 +318,60 @@ async fn run_command(
         args.force,
     )
     .await?;
+    let shared = RunShared {
+        settings,
+        args: &args,
+        kind,
+        preset,
+        pace: &pace,
+        batch_size,
+        built: &built,
+        stores: &stores,
+        budget: &budget,
+        worker: worker.as_ref(),
+        cancel: &cancel,
+        plain,
+    };
+    // Companies proceed side by side, as far as their shared budget allows;
+    // the streams of one company one after another, in the order given.
+    let mut groups: Vec<Vec<&Job>> = Vec::new();
+    for job in &jobs {
+        match groups.iter_mut().find(|g| g[0].company == job.company) {
+            Some(group) => group.push(job),
+            None => groups.push(vec![job]),
+        }
+    }
+    let outcomes = futures::future::join_all(groups.into_iter().map(|group| {
+        let shared = &shared;
+        async move {
+            let mut reports = Vec::new();
+            for job in group {
+                let report = run_job(shared, job).await;
+                let stop = match &report {
+                    Ok(r) => r.status == RunStatus::Cancelled || shared.cancel.is_cancelled(),
+                    Err(_) => true,
+                };
+                reports.push(report);
+                if stop {
+                    break;
+                }
+            }
+            reports
+        }
+    }))
+    .await;
     let mut worst = ExitCode::Success;
     let mut requests = 0;
     let mut runs = 0;
-    for job in &jobs {
-        let info = job.stream.source.info();
-        if let Some(note) = &job.note {
-            outln!("{}: {note}", info.stream)?;
-        }
-        let mut options = SyncOptions::builder()
-            .order(if args.oldest_first {
-                Order::OldestFirst
-            } else {
-                Order::NewestFirst
-            })
-            .pace(&pace)
-            .max_in_flight(NonZeroUsize::new(settings.concurrency).unwrap_or(NonZeroUsize::MIN))
-            .dry_run(args.dry_run)
-            .force(job.force)
-            .mode(job.mode)
-            .retry(built.retry.clone())
-            .cancel(cancel.clone())
-            .progress(progress::reporter(info.stream.to_string(), plain));
-        // In a whole-company sync, --batch-size is days per window of the
-        // records; the other streams cut their ids as they describe.
-        let by_day = matches!(info.units, Units::Days { .. });
-        if let Some(n) = batch_size.filter(|_| by_day || kind != SourceKind::YclientsAll) {
-            options = options.batch_size(n);
-        }
-        if let Some(n) = args.max_batches {
-            options = options.max_batches(n);
-        }
-        let options = options.build();
-        let engine = engine(&job.stream, &stores, &budget);
-        tracing::info!(stream = %info.stream, preset = %preset, ?batch_size, mode = ?job.mode, force = job.force, dry_run = args.dry_run, "starting run");
-        let report = engine.run(&job.target, &options).await?;
-        print_run_summary(&report)?;
-        if let (SyncMode::Delta, Some(used)) = (
-            report.mode,
-            job.clients.as_ref().and_then(|c| c.delta_used()),
-        ) {
-            outln!("  clients delta: {used}")?;
-        }
+    let mut first_error = None;
+    for report in outcomes.into_iter().flatten() {
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
         requests += report.requests;
         runs += 1;
         let code = match report.status {
@@ -242,14 +383,92 @@ async fn run_command(
         if code != ExitCode::Success && worst == ExitCode::Success {
             worst = code;
         }
-        if report.status == RunStatus::Cancelled {
-            break;
-        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     if runs > 1 {
         outln!("{runs} streams, {requests} requests in all")?;
     }
     Ok(worst)
+}
+
+/// What every run of a `run` (or `worker`) command shares.
+struct RunShared<'a> {
+    settings: &'a Settings,
+    args: &'a RunArgs,
+    kind: SourceKind,
+    preset: Preset,
+    pace: &'a PaceSettings,
+    batch_size: Option<NonZeroU32>,
+    built: &'a Built,
+    stores: &'a Stores,
+    budget: &'a Arc<dyn Budget>,
+    worker: Option<&'a Worker>,
+    cancel: &'a CancellationToken,
+    plain: bool,
+}
+
+/// Runs one stream and prints its summary.
+async fn run_job(shared: &RunShared<'_>, job: &Job) -> Result<RunReport, CliError> {
+    let RunShared {
+        settings,
+        args,
+        kind,
+        preset,
+        pace,
+        batch_size,
+        built,
+        stores,
+        budget,
+        worker,
+        cancel,
+        plain,
+    } = *shared;
+    let info = job.stream.source.info();
+    let mut options = SyncOptions::builder()
+        .order(if args.oldest_first {
+            Order::OldestFirst
+        } else {
+            Order::NewestFirst
+        })
+        .pace(pace)
+        .dry_run(args.dry_run)
+        .force(job.force)
+        .mode(job.mode)
+        .retry(built.retry.clone())
+        .cancel(cancel.clone())
+        .progress(progress::reporter(info.stream.to_string(), plain));
+    // In a whole-company sync, --batch-size is days per window of the
+    // records; the other streams cut their ids as they describe.
+    let by_day = matches!(info.units, Units::Days { .. });
+    if let Some(n) = batch_size.filter(|_| by_day || kind != SourceKind::YclientsAll) {
+        options = options.batch_size(n);
+    }
+    if let Some(n) = args.max_batches {
+        options = options.max_batches(n);
+    }
+    if let Some(n) = settings.concurrency.and_then(NonZeroUsize::new) {
+        options = options.max_in_flight(n);
+    }
+    let options = options.build();
+    let engine = engine(&job.stream, stores, budget);
+    if let Some(note) = &job.note {
+        outln!("{}: {note}", info.stream)?;
+    }
+    tracing::info!(stream = %info.stream, preset = %preset, ?batch_size, mode = ?job.mode, force = job.force, dry_run = args.dry_run, worker = worker.map(|w| w.id.as_str()), "starting run");
+    let report = match worker {
+        None => engine.run(&job.target, &options).await?,
+        Some(w) => engine.run_worker(&job.target, &options, w).await?,
+    };
+    print_run_summary(&report)?;
+    if let (SyncMode::Delta, Some(used)) = (
+        report.mode,
+        job.clients.as_ref().and_then(|c| c.delta_used()),
+    ) {
+        outln!("  clients delta: {used}")?;
+    }
+    Ok(report)
 }
 
 fn engine(stream: &sources::Stream, stores: &Stores, budget: &Arc<dyn Budget>) -> Engine {
@@ -309,12 +528,35 @@ async fn wait_until(start: DateTime<Utc>, tz: Tz, cancel: &CancellationToken) ->
     }
 }
 
+/// `args` with one made-up company, to learn the names of a kind's streams.
+fn example_company(args: &TargetArgs) -> TargetArgs {
+    let mut args = args.clone();
+    args.companies = vec![Company::Id(1)];
+    args
+}
+
 async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCode, CliError> {
     let kind = source_kind(settings, args)?;
     let tz = settings.tz_of(kind)?;
     let target = target(kind, settings, args, tz, SyncMode::Full)?;
-    let streams = sources::streams(kind, settings, args)?;
     let stores = stores::open(settings).await?;
+    let mut streams = sources::streams(kind, settings, args)?;
+    if args.all_companies() {
+        // The companies synced so far are the ones in the run history.
+        let prefix = sources::streams(kind, settings, &example_company(args))?;
+        let mut seen = std::collections::BTreeSet::new();
+        for run in stores.checkpoints.runs(None, 10_000).await? {
+            for (template, by_day) in &prefix {
+                if run.stream.stream == template.stream
+                    && run.stream.source.starts_with("yclients:")
+                    && seen.insert(run.stream.clone())
+                {
+                    streams.push((run.stream.clone(), *by_day));
+                }
+            }
+        }
+        streams.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+    }
     for (stream, by_day) in &streams {
         let coverage = stores.checkpoints.coverage(stream).await?;
         outln!("{stream}")?;
@@ -369,7 +611,8 @@ async fn verify_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
         .ok_or_else(|| CliError::config("date range is inverted"))?;
     let built = sources::build(kind, settings, args)?;
     let stores = stores::open(settings).await?;
-    let budget = budget(&built, 1.0);
+    let budget = budget(&built, 1.0, &stores, settings);
+    let built = with_all_companies(kind, settings, args, built, &stores, &budget).await?;
     let options = SyncOptions::builder().retry(built.retry.clone()).build();
     let mut mismatched_total = 0usize;
     for stream in &built.streams {
@@ -504,7 +747,8 @@ async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, C
     };
     let built = sources::build(kind, settings, &args.target)?;
     let stores = stores::open(settings).await?;
-    let budget = budget(&built, 1.0);
+    let budget = budget(&built, 1.0, &stores, settings);
+    let built = with_all_companies(kind, settings, &args.target, built, &stores, &budget).await?;
     outln!("Limits: {}", describe_limits(&limits))?;
     let jobs = jobs(
         kind,

@@ -72,6 +72,20 @@ pub(crate) struct SyncSection {
     pub(crate) batch_size: Option<u32>,
     pub(crate) interval: Option<String>,
     pub(crate) concurrency: Option<usize>,
+    pub(crate) budget: Option<BudgetPlace>,
+}
+
+/// Where the request budget is kept (`[sync] budget`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BudgetPlace {
+    /// In the store: shared by every process, restart and machine using
+    /// it, so that together they hold the server's limits.
+    #[default]
+    Store,
+    /// In this process only: for a store that is not shared and a server
+    /// nobody else calls. Restarts and other processes are not counted.
+    Process,
 }
 
 /// `[yclients]`
@@ -127,7 +141,10 @@ pub(crate) struct Settings {
     pub(crate) preset: String,
     pub(crate) batch_size: Option<u32>,
     pub(crate) interval: Option<String>,
-    pub(crate) concurrency: usize,
+    /// Requests in flight at most (`None`: the engine's default; the
+    /// engine keeps as many in flight as the round trip and the limit need).
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) budget: BudgetPlace,
     pub(crate) yclients: YclientsSettings,
     pub(crate) kennel: KennelSettings,
 }
@@ -301,8 +318,8 @@ impl Settings {
             )?,
         };
 
-        let concurrency = file.sync.concurrency.unwrap_or(1);
-        if concurrency == 0 {
+        let concurrency = file.sync.concurrency;
+        if concurrency == Some(0) {
             return Err(CliError::config("[sync] concurrency must be at least 1"));
         }
 
@@ -327,6 +344,16 @@ impl Settings {
             batch_size: file.sync.batch_size,
             interval: file.sync.interval,
             concurrency,
+            budget: match env_nonempty("SYNC_BUDGET").as_deref() {
+                None => file.sync.budget.unwrap_or_default(),
+                Some("store") => BudgetPlace::Store,
+                Some("process") => BudgetPlace::Process,
+                Some(other) => {
+                    return Err(CliError::config(format!(
+                        "SYNC_BUDGET must be \"store\" or \"process\", not {other:?}"
+                    )))
+                }
+            },
             yclients,
             kennel,
         })

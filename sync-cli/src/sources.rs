@@ -12,7 +12,7 @@ use sync_source_yclients::{
     YclientsConfig, YclientsRecords,
 };
 
-use crate::cli::{SourceKind, TargetArgs};
+use crate::cli::{Company, SourceKind, TargetArgs};
 use crate::config::Settings;
 use crate::error::CliError;
 
@@ -75,7 +75,11 @@ pub(crate) fn build(
         SourceKind::Yclients | SourceKind::YclientsClients | SourceKind::YclientsAll => {
             let config = yclients_config(settings, args)?;
             let budget_key = config.budget_key();
-            let companies = sources_for_companies(&config)?;
+            let companies = if config.company_ids.is_empty() {
+                Vec::new()
+            } else {
+                sources_for_companies(&config)?
+            };
             let mut streams = Vec::new();
             for c in &companies {
                 let sources: Vec<Arc<dyn Source>> = match kind {
@@ -160,15 +164,36 @@ pub(crate) fn yclients_config(
     config.clients_delta = y.clients_delta;
     config.clients_full_scan = y.clients_full_scan;
     config.catalogue_paths = y.catalogue_paths;
-    config.validate()?;
+    if config.company_ids.is_empty() {
+        // `--company all`: the companies come from the account.
+        config.validate_account()?;
+    } else {
+        config.validate()?;
+    }
     Ok(config)
 }
 
+/// The companies given; none for `--company all` (listed later, through
+/// the budget, by the command).
 fn company_ids(settings: &Settings, args: &TargetArgs) -> Result<Vec<u64>, CliError> {
-    let ids = if args.companies.is_empty() {
+    if args.all_companies() {
+        if args.companies.len() > 1 {
+            return Err(CliError::config(
+                "--company all stands alone: give `all` or a list of ids",
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    let ids: Vec<u64> = if args.companies.is_empty() {
         settings.yclients.company_ids.clone()
     } else {
-        args.companies.clone()
+        args.companies
+            .iter()
+            .filter_map(|c| match c {
+                Company::Id(id) => Some(*id),
+                Company::All => None,
+            })
+            .collect()
     };
     if ids.is_empty() {
         return Err(CliError::config(

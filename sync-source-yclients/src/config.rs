@@ -365,6 +365,21 @@ impl YclientsConfig {
             (None, Some(_)) => return Err(missing(env::LOGIN, "the login (a password is set)")),
             _ => {}
         }
+        // Tokens go into the Authorization header: say which one cannot,
+        // never what it holds.
+        let header_safe = |s: &Secret| s.expose().bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !header_safe(&self.partner_token) {
+            return Err(SyncError::invalid_input(format!(
+                "{} holds characters a token cannot have (control characters or non-ASCII)",
+                env::PARTNER_TOKEN
+            )));
+        }
+        if self.user_token.as_ref().is_some_and(|t| !header_safe(t)) {
+            return Err(SyncError::invalid_input(format!(
+                "{} holds characters a token cannot have (control characters or non-ASCII)",
+                env::USER_TOKEN
+            )));
+        }
         if self.user_token.is_none() && self.login.is_none() {
             return Err(SyncError::invalid_input(format!(
                 "set {} or both {} and {}",

@@ -304,7 +304,9 @@ impl YclientsApi {
             .execute(req)
             .await
             .map_err(|source| Error::Transport {
-                what: what.clone(),
+                // The host is named: a wrong base URL shows at once. The
+                // query (it may hold ids) stays as `what` gives it.
+                what: format!("{what} at {}", self.base),
                 timeout: source.is_timeout(),
                 source: source.without_url(),
             })?;

@@ -201,6 +201,21 @@ impl Engine {
         })
     }
 
+    /// Every key the source lists (through the budget, retries and the
+    /// session), with the requests made; `None` for a source that lists
+    /// no keys. Nothing is stored.
+    pub async fn list_keys(&self, options: &SyncOptions) -> Result<(Option<Vec<i64>>, u64)> {
+        let info = self.source.info();
+        let ctx = self.context(
+            &info.stream,
+            options,
+            options.cancel.child_token(),
+            Arc::default(),
+        );
+        let keys = self.stack(&options.retry).all_keys(&ctx).await?;
+        Ok((keys, ctx.meter().requests()))
+    }
+
     /// Runs `target` and returns the run's report.
     ///
     /// The stream's lease is taken first: a run refused as busy, or one
@@ -374,7 +389,11 @@ impl Engine {
             }
         ) && options.batch_size.is_none();
         let mut probe_for_plan_only = 0;
-        if info.supports_probe
+        if let Some(Some(given)) = plan {
+            // A count given for the plan stands for the source's probe.
+            known.probe = Some(given);
+            work = Work::new(info, target, &scope, &known);
+        } else if info.supports_probe
             && scope.changes.is_none()
             && work.units() > 0
             && (by_density || for_plan)
