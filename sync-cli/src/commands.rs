@@ -579,6 +579,10 @@ async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
         out!("{}", render::runs_table(&runs))?;
         outln!()?;
     }
+    let key = sources::budget_key(kind, settings)?;
+    let limits = sources::documented_limits(kind, settings);
+    let schedule = stores.budgets.schedule(&key).await?;
+    outln!("{}", render::budget_use(&key, &limits, schedule.as_ref()))?;
     Ok(ExitCode::Success)
 }
 

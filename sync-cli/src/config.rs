@@ -102,6 +102,7 @@ pub(crate) struct YclientsSection {
     pub(crate) clients_full_scan_every_days: Option<u32>,
     pub(crate) clients_full_scan_every_runs: Option<u32>,
     pub(crate) catalogue_paths: Option<CataloguePaths>,
+    pub(crate) budget_key: Option<String>,
     pub(crate) partner_token_file: Option<PathBuf>,
     pub(crate) user_token_file: Option<PathBuf>,
     pub(crate) password_file: Option<PathBuf>,
@@ -183,6 +184,9 @@ pub(crate) struct YclientsSettings {
     pub(crate) clients_full_scan: FullScanSchedule,
     /// Which spelling of the catalogue paths.
     pub(crate) catalogue_paths: CataloguePaths,
+    /// What the server's limits are counted by (default: the API host);
+    /// give each egress address its own key.
+    pub(crate) budget_key: Option<String>,
     #[serde(serialize_with = "masked")]
     pub(crate) partner_token: Option<Secret>,
     #[serde(serialize_with = "masked")]
@@ -273,6 +277,7 @@ impl Settings {
             page_size: y.page_size,
             recheck_days: y.recheck_days,
             clients_delta: y.clients_delta.unwrap_or_default(),
+            budget_key: env_nonempty("YCLIENTS_BUDGET_KEY").or(y.budget_key),
             clients_full_scan: match (
                 y.clients_full_scan_every_days,
                 y.clients_full_scan_every_runs,

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
-use sync_core::{CoverageSummary, RecordChange, RunReport};
+use sync_core::{CoverageSummary, RateLimits, RecordChange, RunReport, Schedule};
 
 /// `Historical sync: 45.0% complete (120/267 days)` and the gaps.
 pub(crate) fn coverage(label: &str, c: &CoverageSummary<NaiveDate>) -> String {
@@ -79,7 +79,7 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> String {
         return "No runs yet.\n".to_string();
     }
     let mut out = format!(
-        "{:<29} {:<11} {:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>8} {:>5}\n",
+        "{:<29} {:<11} {:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>8} {:>5}  {}\n",
         "RUN",
         "STATUS",
         "STARTED (UTC)",
@@ -90,7 +90,8 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> String {
         "DELETED",
         "FAILED",
         "REQUESTS",
-        "429S"
+        "429S",
+        "WORKER"
     );
     for r in runs {
         let duration = r
@@ -99,7 +100,7 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> String {
             .unwrap_or_else(|| "-".to_string());
         let _ = writeln!(
             out,
-            "{:<29} {:<11} {:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>8} {:>5}",
+            "{:<29} {:<11} {:<20} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>8} {:>5}  {}",
             r.id.0,
             r.status.as_str(),
             r.started_at.format("%Y-%m-%d %H:%M:%S"),
@@ -110,10 +111,60 @@ pub(crate) fn runs_table(runs: &[RunReport]) -> String {
             r.counts.deleted,
             r.batches_failed,
             r.requests,
-            r.rate_limited
+            r.rate_limited,
+            r.worker.as_deref().unwrap_or("-")
         );
     }
     out
+}
+
+/// The use of the request budget `key` in its windows, from the schedule
+/// the store keeps (`None`: never used).
+pub(crate) fn budget_use(
+    key: &str,
+    limits: &RateLimits,
+    kept: Option<&(Schedule, Duration)>,
+) -> String {
+    let Some((schedule, now)) = kept else {
+        return format!("Request budget {key}: not used yet");
+    };
+    let since = |window: Duration| {
+        schedule
+            .grants()
+            .filter(|&t| t <= *now && *now - t < window)
+            .count()
+    };
+    let mut parts = Vec::new();
+    if let Some(n) = limits.per_second {
+        parts.push(format!(
+            "{} of {n} in the last second",
+            since(Duration::from_secs(1))
+        ));
+    }
+    if let Some(n) = limits.per_minute {
+        parts.push(format!(
+            "{} of {n} in the last minute",
+            since(Duration::from_secs(60))
+        ));
+    }
+    let ahead = schedule.grants().filter(|&t| t > *now).count();
+    if ahead > 0 {
+        parts.push(format!("{ahead} reserved ahead"));
+    }
+    let mut line = format!("Request budget {key} (shared by every process on this store): ");
+    line.push_str(&if parts.is_empty() {
+        "no limits".to_string()
+    } else {
+        parts.join(", ")
+    });
+    if let Some(until) = schedule.paused_until(*now) {
+        let _ = write!(
+            line,
+            "; paused {} more after a 429",
+            human_duration(until - *now)
+        );
+    }
+    line
 }
 
 /// One run in detail, with what it changed.
@@ -222,5 +273,27 @@ mod tests {
             "{summary}"
         );
         assert!(summary.contains("2024-09-28"));
+    }
+
+    #[test]
+    fn budget_use_counts_the_grants_in_each_window() {
+        let limits = RateLimits {
+            per_second: Some(5),
+            per_minute: Some(200),
+            min_spacing: None,
+        };
+        assert!(budget_use("k", &limits, None).contains("not used yet"));
+        let mut schedule = Schedule::new();
+        let slow = sync_core::SlowDown::default();
+        for _ in 0..3 {
+            schedule.reserve(&limits, Duration::from_secs(100), &slow);
+        }
+        let later = (schedule.clone(), Duration::from_secs(110));
+        let text = budget_use("yclients:api", &limits, Some(&later));
+        assert!(text.contains("0 of 5 in the last second"), "{text}");
+        assert!(text.contains("3 of 200 in the last minute"), "{text}");
+        let long_after = (schedule, Duration::from_secs(1000));
+        let text = budget_use("yclients:api", &limits, Some(&long_after));
+        assert!(text.contains("0 of 200 in the last minute"), "{text}");
     }
 }

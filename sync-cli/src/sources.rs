@@ -164,6 +164,7 @@ pub(crate) fn yclients_config(
     config.clients_delta = y.clients_delta;
     config.clients_full_scan = y.clients_full_scan;
     config.catalogue_paths = y.catalogue_paths;
+    config.budget_key = y.budget_key.clone();
     if config.company_ids.is_empty() {
         // `--company all`: the companies come from the account.
         config.validate_account()?;
@@ -260,13 +261,38 @@ pub(crate) fn streams(
             })
             .collect(),
         SourceKind::Kennel => {
-            let url = kennel_url(settings)?;
-            let host = url.host_str().unwrap_or("unknown");
-            let source = match url.port() {
-                Some(port) => format!("kennel:{host}:{port}"),
-                None => format!("kennel:{host}"),
-            };
+            let source = kennel_source_name(&kennel_url(settings)?);
             vec![(StreamId::new(source, sync_source_scraper::STREAM), true)]
         }
     })
+}
+
+/// `kennel:` and the site's host (and port): the source's name and its
+/// budget key.
+fn kennel_source_name(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("unknown");
+    match url.port() {
+        Some(port) => format!("kennel:{host}:{port}"),
+        None => format!("kennel:{host}"),
+    }
+}
+
+/// The budget key of `kind`'s server, without credentials (for `status`).
+pub(crate) fn budget_key(kind: SourceKind, settings: &Settings) -> Result<String, CliError> {
+    match kind {
+        SourceKind::Kennel => Ok(kennel_source_name(&kennel_url(settings)?)),
+        _ => {
+            let y = &settings.yclients;
+            if let Some(key) = &y.budget_key {
+                return Ok(key.clone());
+            }
+            let url = url::Url::parse(&y.base_url).map_err(|e| {
+                CliError::config(format!(
+                    "YClients base URL {:?} is not a URL: {e}",
+                    y.base_url
+                ))
+            })?;
+            Ok(sync_source_yclients::default_budget_key(&url))
+        }
+    }
 }

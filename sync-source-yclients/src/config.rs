@@ -423,13 +423,19 @@ impl YclientsConfig {
     /// The key of the request budget: [`YclientsConfig::budget_key`], or
     /// `yclients:<API host>`.
     pub fn budget_key(&self) -> String {
-        self.budget_key.clone().unwrap_or_else(|| {
-            let host = self.base_url.host_str().unwrap_or("unknown");
-            match self.base_url.port() {
-                Some(port) => format!("yclients:{host}:{port}"),
-                None => format!("yclients:{host}"),
-            }
-        })
+        self.budget_key
+            .clone()
+            .unwrap_or_else(|| default_budget_key(&self.base_url))
+    }
+}
+
+/// The budget key of an API at `base_url` when none is configured:
+/// `yclients:` and its host (and port).
+pub fn default_budget_key(base_url: &Url) -> String {
+    let host = base_url.host_str().unwrap_or("unknown");
+    match base_url.port() {
+        Some(port) => format!("yclients:{host}:{port}"),
+        None => format!("yclients:{host}"),
     }
 }
 

@@ -70,7 +70,8 @@ pub use crate::catalogue::{CatalogueKind, YclientsCatalogue};
 pub use crate::clients::{full_scan_due, ClientsDeltaUsed, YclientsClients};
 pub use crate::companies::YclientsCompanies;
 pub use crate::config::{
-    CataloguePaths, ClientsDelta, FullScanSchedule, YclientsConfig, YclientsFileConfig,
+    default_budget_key, CataloguePaths, ClientsDelta, FullScanSchedule, YclientsConfig,
+    YclientsFileConfig,
 };
 pub use crate::core::{YclientsApi, ACCEPT_V2};
 pub use crate::records::YclientsRecords;
