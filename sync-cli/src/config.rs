@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use sync_source_scraper::Selectors;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -123,6 +124,9 @@ pub(crate) struct KennelSection {
     pub(crate) min_spacing_ms: Option<u64>,
     pub(crate) per_minute: Option<u32>,
     pub(crate) session_max_age_secs: Option<u64>,
+    /// The site's markup, when it differs from the defaults.
+    #[serde(default)]
+    pub(crate) selectors: Selectors,
     // Present only to give a clear error: secrets do not belong here.
     pub(crate) password: Option<toml::Value>,
 }
@@ -204,6 +208,8 @@ pub(crate) struct KennelSettings {
     pub(crate) min_spacing_ms: Option<u64>,
     pub(crate) per_minute: Option<u32>,
     pub(crate) session_max_age_secs: Option<u64>,
+    /// Paths, selectors and word lists of the site (`[kennel.selectors]`).
+    pub(crate) selectors: Selectors,
     #[serde(serialize_with = "masked")]
     pub(crate) password: Option<Secret>,
 }
@@ -316,6 +322,7 @@ impl Settings {
             min_spacing_ms: k.min_spacing_ms,
             per_minute: k.per_minute,
             session_max_age_secs: k.session_max_age_secs,
+            selectors: k.selectors,
             password: secret(
                 env_nonempty("KENNEL_PASSWORD"),
                 k.password_file.as_deref(),
@@ -608,6 +615,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("Mars/Base"));
+    }
+
+    #[test]
+    fn kennel_selectors_and_budget_settings_are_read() {
+        let file: FileConfig = toml::from_str(
+            "[sync]\nbudget = \"process\"\n[kennel.selectors]\nappointment_link = \"a.booking\"\n",
+        )
+        .unwrap();
+        let s = Settings::merge(&cli(&["status"]), None, file, &|_| None).unwrap();
+        assert_eq!(s.budget, BudgetPlace::Process);
+        assert_eq!(s.kennel.selectors.appointment_link, "a.booking");
+        // Keys not given keep the real site's defaults.
+        assert_eq!(s.kennel.selectors.week_path, Selectors::default().week_path);
+        let s = Settings::merge(&cli(&["status"]), None, FileConfig::default(), &|_| None).unwrap();
+        assert_eq!(
+            s.budget,
+            BudgetPlace::Store,
+            "the store keeps it by default"
+        );
+        let e = toml::from_str::<FileConfig>("[kennel.selectors]\nappointment_lnk = \"a\"\n")
+            .unwrap_err();
+        assert!(e.message().contains("appointment_lnk"), "{}", e.message());
+        let e = toml::from_str::<FileConfig>("[sync]\nbudget = \"nowhere\"\n").unwrap_err();
+        assert!(e.message().contains("nowhere"), "{}", e.message());
     }
 
     #[test]

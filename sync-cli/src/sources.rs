@@ -217,6 +217,7 @@ pub(crate) fn kennel_config(settings: &Settings) -> Result<ScraperConfig, CliErr
     let tz = crate::config::parse_tz(&k.tz, "[kennel] tz / KENNEL_TZ")?;
     let mut config = ScraperConfig::new(base, username, password, tz);
     config.limits = kennel_limits(settings);
+    config.selectors = k.selectors.clone();
     if let Some(secs) = k.session_max_age_secs {
         config.session_max_age = Duration::from_secs(secs);
     }
