@@ -8,8 +8,9 @@
 //!   lock, so processes starting at once take turns).
 //! - Records are keyed by (source, entity, external id) with the payload as
 //!   `jsonb`, content hash, first seen, last changed and a deleted marker.
-//!   Views `yclients_clients`, `yclients_visits`, `kennel_boardings` and
-//!   `record_day_counts` can be queried directly.
+//!   Views `yclients_clients`, `yclients_visits`, `yclients_visit_details`,
+//!   `yclients_client_visits`, `kennel_boardings` and `record_day_counts`
+//!   can be queried directly (see the README for examples).
 //! - A batch's records, its change log entries and its covered units are
 //!   written in one transaction, each with one `INSERT ... SELECT FROM
 //!   UNNEST(...)` statement; unchanged records are not rewritten.

@@ -10,7 +10,8 @@
 //! - Records are keyed by (source, entity, external id) with their JSON
 //!   payload, content hash, first seen, last changed, the run that created
 //!   them and a deleted marker. Views `yclients_clients`, `yclients_visits`,
-//!   `kennel_boardings` and `record_day_counts` can be queried directly.
+//!   `yclients_visit_details`, `yclients_client_visits`, `kennel_boardings`
+//!   and `record_day_counts` can be queried directly (see the README).
 //! - Commits, coverage, runs and history are the SQL layer shared with the
 //!   Postgres store (`sync-store-sql`); what is SQLite's own is here: the
 //!   file and its settings (WAL, busy timeout), text timestamps, `json_each`
