@@ -224,6 +224,13 @@ pub(crate) struct PlanArgs {
     /// documented limit).
     #[arg(long, value_name = "N")]
     pub(crate) per_minute: Option<u32>,
+    /// Price a delta run: what changed since the last completed run, or,
+    /// for a source without delta (the kennel), the days due for a re-check.
+    #[arg(long)]
+    pub(crate) delta: bool,
+    /// Price a forced run (covered days fetched again).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 /// Arguments of `history`.

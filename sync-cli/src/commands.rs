@@ -437,6 +437,7 @@ async fn run_job(shared: &RunShared<'_>, job: &Job) -> Result<RunReport, CliErro
         .force(job.force)
         .mode(job.mode)
         .retry(built.retry.clone())
+        .refresh(settings.kennel.recheck.clone())
         .cancel(cancel.clone())
         .progress(progress::reporter(info.stream.to_string(), plain));
     // In a whole-company sync, --batch-size is days per window of the
@@ -730,7 +731,12 @@ fn config_command(settings: &Settings, args: ConfigArgs) -> Result<ExitCode, Cli
 async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, CliError> {
     let kind = source_kind(settings, &args.target)?;
     let tz = settings.tz_of(kind)?;
-    let target = target(kind, settings, &args.target, tz, SyncMode::Full)?;
+    let mode = if args.delta {
+        SyncMode::Delta
+    } else {
+        SyncMode::Full
+    };
+    let target = target(kind, settings, &args.target, tz, mode)?;
     let documented = sources::documented_limits(kind, settings);
     let limits = RateLimits {
         per_second: args.per_second.or(documented.per_second),
@@ -759,8 +765,8 @@ async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, C
         &built,
         stores.checkpoints.as_ref(),
         &target,
-        SyncMode::Full,
-        false,
+        mode,
+        args.force,
     )
     .await?;
     let (mut requests, mut to_plan) = (0, 0);
@@ -768,6 +774,7 @@ async fn plan_command(settings: &Settings, args: PlanArgs) -> Result<ExitCode, C
         let info = job.stream.source.info();
         let options = SyncOptions::builder()
             .retry(built.retry.clone())
+            .refresh(settings.kennel.recheck.clone())
             .mode(job.mode)
             .force(job.force)
             .build();

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use sync_core::plan::Refresh;
 use sync_source_scraper::Selectors;
 
 use chrono::NaiveDate;
@@ -127,8 +128,54 @@ pub(crate) struct KennelSection {
     /// The site's markup, when it differs from the defaults.
     #[serde(default)]
     pub(crate) selectors: Selectors,
+    /// Which days a delta run re-checks.
+    pub(crate) recheck: Option<RecheckSection>,
     // Present only to give a clear error: secrets do not belong here.
     pub(crate) password: Option<toml::Value>,
+}
+
+/// `[kennel.recheck]`: which days a delta run of a source without delta
+/// re-reads, by age.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RecheckSection {
+    /// Days before today re-read at every delta run (default 14).
+    pub(crate) every_run_back_days: Option<u32>,
+    /// Days after today re-read at every delta run (default 30).
+    pub(crate) every_run_ahead_days: Option<u32>,
+    /// Older days: `[days back, re-read every N days]`, nearest first
+    /// (default `[[90, 7], [36500, 30]]`: weekly for a quarter, then
+    /// monthly). Days beyond the last tier are not re-read.
+    pub(crate) tiers: Option<Vec<(u32, u32)>>,
+}
+
+impl RecheckSection {
+    fn refresh(&self) -> Result<Refresh, CliError> {
+        const DAY: u64 = 24 * 60 * 60;
+        let mut refresh = Refresh::default();
+        if let Some(n) = self.every_run_back_days {
+            refresh.every_run_back = n;
+        }
+        if let Some(n) = self.every_run_ahead_days {
+            refresh.every_run_ahead = n;
+        }
+        if let Some(tiers) = &self.tiers {
+            let mut last_back = 0;
+            refresh.tiers = Vec::new();
+            for &(back, every) in tiers {
+                if every == 0 || back <= last_back {
+                    return Err(CliError::config(format!(
+                        "[kennel.recheck] tiers: [{back}, {every}] must reach further back than the tier before it and re-read at least every day"
+                    )));
+                }
+                last_back = back;
+                refresh
+                    .tiers
+                    .push((back, Duration::from_secs(u64::from(every) * DAY)));
+            }
+        }
+        Ok(refresh)
+    }
 }
 
 /// The configuration in force, after file, environment and flags.
@@ -210,6 +257,9 @@ pub(crate) struct KennelSettings {
     pub(crate) session_max_age_secs: Option<u64>,
     /// Paths, selectors and word lists of the site (`[kennel.selectors]`).
     pub(crate) selectors: Selectors,
+    /// Which days a delta run re-reads (`[kennel.recheck]`).
+    #[serde(skip)]
+    pub(crate) recheck: Refresh,
     #[serde(serialize_with = "masked")]
     pub(crate) password: Option<Secret>,
 }
@@ -323,6 +373,10 @@ impl Settings {
             per_minute: k.per_minute,
             session_max_age_secs: k.session_max_age_secs,
             selectors: k.selectors,
+            recheck: match &k.recheck {
+                Some(r) => r.refresh()?,
+                None => Refresh::default(),
+            },
             password: secret(
                 env_nonempty("KENNEL_PASSWORD"),
                 k.password_file.as_deref(),
@@ -637,6 +691,24 @@ mod tests {
         let e = toml::from_str::<FileConfig>("[kennel.selectors]\nappointment_lnk = \"a\"\n")
             .unwrap_err();
         assert!(e.message().contains("appointment_lnk"), "{}", e.message());
+        let file: FileConfig = toml::from_str(
+            "[kennel.recheck]\nevery_run_back_days = 3\ntiers = [[30, 2], [400, 14]]\n",
+        )
+        .unwrap();
+        let s = Settings::merge(&cli(&["status"]), None, file, &|_| None).unwrap();
+        assert_eq!(s.kennel.recheck.every_run_back, 3);
+        assert_eq!(s.kennel.recheck.every_run_ahead, 30);
+        assert_eq!(
+            s.kennel.recheck.tiers,
+            vec![
+                (30, Duration::from_secs(2 * 86_400)),
+                (400, Duration::from_secs(14 * 86_400))
+            ]
+        );
+        let file: FileConfig =
+            toml::from_str("[kennel.recheck]\ntiers = [[30, 2], [20, 14]]\n").unwrap();
+        let e = Settings::merge(&cli(&["status"]), None, file, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("[20, 14]"), "{e}");
         let e = toml::from_str::<FileConfig>("[sync]\nbudget = \"nowhere\"\n").unwrap_err();
         assert!(e.message().contains("nowhere"), "{}", e.message());
     }
