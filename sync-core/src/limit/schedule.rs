@@ -103,6 +103,13 @@ impl Schedule {
             // First come, first served: never before an earlier reservation.
             at = at.max(last);
             let mut spacing = limits.min_spacing.unwrap_or_default();
+            // Within a second, grants are spread out, not sent in a burst:
+            // below the full rate, a request that reaches the server late
+            // then cannot meet the next second's burst in one window (at
+            // 4/s of 5/s a request may arrive 250 ms late, not 20 ms).
+            if let Some(n) = limits.per_second {
+                spacing = spacing.max(secs(1.0 / f64::from(n.max(1))));
+            }
             let share = self.pace_share(at, slow);
             if share < 1.0 {
                 if let Some(rate) = limits.sustained_rate() {
@@ -228,10 +235,14 @@ mod tests {
         let mut s = Schedule::new();
         let times: Vec<Duration> = (0..600).map(|_| s.reserve(&limits, ms(0), &slow)).collect();
         assert_windows_hold(&times, limits);
-        // Five every 1.02 s, 200 by 39.78 s, the next 200 from 61.2 s...
-        assert_eq!(times[199], ms(39_780));
+        // Five every 1.02 s, 200 ms apart within each (0, 0.2, ... 0.8,
+        // 1.02, 1.22 ...): 200 by 39.78 + 0.8 = 40.58 s, the next 200 from
+        // 61.2 s...
+        assert_eq!(times[4], ms(800));
+        assert_eq!(times[5], ms(1_020));
+        assert_eq!(times[199], ms(40_580));
         assert_eq!(times[200], ms(61_200));
-        assert_eq!(times[599], ms(162_180));
+        assert_eq!(times[599], ms(162_980));
     }
 
     #[test]
@@ -245,11 +256,12 @@ mod tests {
         assert_eq!(s.reserve(&limits, ms(0), &slow), ms(1000));
         // Then half the pace: 5/s, 200 ms apart.
         assert_eq!(s.reserve(&limits, ms(0), &slow), ms(1200));
-        // Four seconds later the pace is full again: bursts up to the limit.
+        // Four seconds later the pace is full again: 10/s, spread 100 ms
+        // apart within the second.
         assert!((s.pace_share(ms(6000), &slow) - 1.0).abs() < 1e-9);
         let late = s.reserve(&limits, ms(6000), &slow);
         assert_eq!(late, ms(6000));
-        assert_eq!(s.reserve(&limits, ms(0), &slow), late);
+        assert_eq!(s.reserve(&limits, ms(0), &slow), late + ms(100));
     }
 
     #[test]
