@@ -67,6 +67,11 @@ pub(crate) enum Command {
     /// expires) and all hold one request budget. Start the same command on
     /// every worker.
     Worker(WorkerArgs),
+    /// Receive YClients webhooks (POST on [serve] hooks_path) as hints: each
+    /// is kept in the store at once, and the hinted streams are synced with
+    /// short deltas within the request budget. Listens on 127.0.0.1 unless
+    /// --bind says otherwise.
+    Serve(ServeArgs),
     /// How much of the target range is stored: percentage, gaps, a calendar
     /// of covered and missing days, and the last runs.
     Status(TargetArgs),
@@ -204,6 +209,21 @@ pub(crate) struct WorkerArgs {
     /// e.g. `15s`: when the worker dies, others take over after this long.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub(crate) lease: String,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) bind: std::net::IpAddr,
+    /// The port (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// The companies whose webhooks are taken (default: the configured
+    /// ones).
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
 }
 
 /// Arguments of `plan`.

@@ -31,6 +31,20 @@ pub(crate) struct FileConfig {
     pub(crate) yclients: YclientsSection,
     #[serde(default)]
     pub(crate) kennel: KennelSection,
+    #[serde(default)]
+    pub(crate) serve: ServeSection,
+}
+
+/// `[serve]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServeSection {
+    /// Where YClients webhooks are received (default `/hooks/yclients`).
+    pub(crate) hooks_path: Option<String>,
+    /// A file holding the shared secret webhooks must carry.
+    pub(crate) hooks_secret_file: Option<PathBuf>,
+    // Present only to give a clear error: secrets do not belong here.
+    pub(crate) hooks_secret: Option<toml::Value>,
 }
 
 /// `[store]`
@@ -199,6 +213,17 @@ pub(crate) struct Settings {
     pub(crate) budget: BudgetPlace,
     pub(crate) yclients: YclientsSettings,
     pub(crate) kennel: KennelSettings,
+    pub(crate) serve: ServeSettings,
+}
+
+/// `sync-cli serve` settings.
+#[derive(Debug, Serialize)]
+pub(crate) struct ServeSettings {
+    pub(crate) hooks_path: String,
+    /// What a webhook must carry (`?secret=` or the `X-Webhook-Secret`
+    /// header), from `SYNC_HOOKS_SECRET` or `hooks_secret_file`.
+    #[serde(serialize_with = "masked")]
+    pub(crate) hooks_secret: Option<Secret>,
 }
 
 /// Which store.
@@ -422,6 +447,22 @@ impl Settings {
             },
             yclients,
             kennel,
+            serve: ServeSettings {
+                hooks_path: match file.serve.hooks_path {
+                    Some(p) if p.starts_with('/') && p.len() > 1 => p,
+                    Some(p) => {
+                        return Err(CliError::config(format!(
+                            "[serve] hooks_path {p:?} must be a path such as /hooks/yclients"
+                        )))
+                    }
+                    None => "/hooks/yclients".to_string(),
+                },
+                hooks_secret: secret(
+                    env_nonempty("SYNC_HOOKS_SECRET"),
+                    file.serve.hooks_secret_file.as_deref(),
+                    "[serve] hooks_secret_file",
+                )?,
+            },
         })
     }
 
@@ -489,6 +530,11 @@ fn reject_inline_secrets(file: &FileConfig) -> Result<(), CliError> {
             "[kennel] password",
             file.kennel.password.is_some(),
             "KENNEL_PASSWORD or password_file",
+        ),
+        (
+            "[serve] hooks_secret",
+            file.serve.hooks_secret.is_some(),
+            "SYNC_HOOKS_SECRET or hooks_secret_file",
         ),
     ];
     for (key, present, instead) in inline {

@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod demo;
 mod error;
+mod hooks;
 mod logging;
 #[macro_use]
 mod output;

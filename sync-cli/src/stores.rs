@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sync_core::{BudgetStore, CheckpointStore, Store, WorkQueue};
+use sync_core::{BudgetStore, CheckpointStore, HintQueue, Store, WorkQueue};
 use sync_store_postgres::PostgresStore;
 use sync_store_sqlite::SqliteStore;
 
@@ -18,10 +18,12 @@ pub(crate) struct Stores {
     /// The work queue workers share: Postgres only (the embedded SQLite
     /// store serves one process at a time).
     pub(crate) queue: Option<Arc<dyn WorkQueue>>,
+    /// Hints from webhooks, kept until their streams are synced.
+    pub(crate) hints: Arc<dyn HintQueue>,
 }
 
 impl Stores {
-    fn from<S: Store + CheckpointStore + BudgetStore + WorkQueue + 'static>(
+    fn from<S: Store + CheckpointStore + BudgetStore + WorkQueue + HintQueue + 'static>(
         s: S,
         shares_work: bool,
     ) -> Self {
@@ -30,7 +32,8 @@ impl Stores {
             store: s.clone(),
             checkpoints: s.clone(),
             budgets: s.clone(),
-            queue: shares_work.then(|| s as Arc<dyn WorkQueue>),
+            hints: s.clone(),
+            queue: shares_work.then_some(s as Arc<dyn WorkQueue>),
         }
     }
 }

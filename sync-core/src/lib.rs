@@ -70,8 +70,8 @@ pub use source::retry::{RetryPolicy, Retrying};
 pub use source::retry_after::parse_retry_after;
 pub use source::session::{Authenticated, SessionCache};
 pub use store::api::{
-    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, RunProgress, Store,
-    WorkQueue, MAX_ATTEMPTS,
+    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, Hint, HintQueue, JobProgress,
+    PendingHints, RunProgress, Store, WorkQueue, MAX_ATTEMPTS,
 };
 pub use store::memory::{CommitFault, MemoryStore};
 

@@ -63,6 +63,7 @@ mod core;
 mod error;
 pub mod model;
 pub mod records;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -207,6 +207,7 @@ async fn budgets_and_the_work_queue() {
     let store = db.store().await;
     sync_core::testkit::budget_checks(&store).await;
     sync_core::testkit::queue_checks(&store, &store, &store).await;
+    sync_core::testkit::hint_checks(&store).await;
     store.close().await;
     db.drop_db().await;
 }

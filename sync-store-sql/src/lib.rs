@@ -29,6 +29,7 @@ mod coverage;
 mod db;
 mod dialect;
 mod error;
+mod hints;
 mod lease;
 mod queue;
 mod records;
@@ -148,6 +149,33 @@ macro_rules! delegate_store {
             ) -> $crate::__private::sync_core::Result<$crate::__private::sync_core::JobProgress>
             {
                 $crate::__private::sync_core::WorkQueue::progress(&self.$field, job).await
+            }
+        }
+
+        #[$crate::__private::async_trait]
+        impl $crate::__private::sync_core::HintQueue for $store {
+            async fn add_hint(
+                &self,
+                hint: &$crate::__private::sync_core::Hint,
+            ) -> $crate::__private::sync_core::Result<()> {
+                $crate::__private::sync_core::HintQueue::add_hint(&self.$field, hint).await
+            }
+
+            async fn pending_hints(
+                &self,
+            ) -> $crate::__private::sync_core::Result<
+                ::std::vec::Vec<$crate::__private::sync_core::PendingHints>,
+            > {
+                $crate::__private::sync_core::HintQueue::pending_hints(&self.$field).await
+            }
+
+            async fn clear_hints(
+                &self,
+                stream: &$crate::__private::sync_core::StreamId,
+                up_to: i64,
+            ) -> $crate::__private::sync_core::Result<u64> {
+                $crate::__private::sync_core::HintQueue::clear_hints(&self.$field, stream, up_to)
+                    .await
             }
         }
 

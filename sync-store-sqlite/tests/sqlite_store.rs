@@ -184,6 +184,7 @@ async fn budgets_and_the_work_queue_on_a_file() {
     let (_dir, store) = open_temp().await;
     sync_core::testkit::budget_checks(&store).await;
     sync_core::testkit::queue_checks(&store, &store, &store).await;
+    sync_core::testkit::hint_checks(&store).await;
 }
 
 #[tokio::test]

@@ -219,3 +219,46 @@ pub trait WorkQueue: Send + Sync + Debug {
     /// How far `job` is.
     async fn progress(&self, job: &str) -> Result<JobProgress>;
 }
+
+/// Something at the source may have changed (a webhook said so): a hint to
+/// fetch again, never data. Hints of one entity collapse into one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hint {
+    /// The stream that holds the entity.
+    pub stream: StreamId,
+    /// The entity kind, e.g. `record`.
+    pub entity: String,
+    /// The entity's id at the source.
+    pub external_id: String,
+}
+
+/// The hints waiting for one stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingHints {
+    /// The stream.
+    pub stream: StreamId,
+    /// Entities hinted (each once, however many hints it got).
+    pub entities: u64,
+    /// Hints received in all.
+    pub received: u64,
+    /// A mark of the latest hint: [`HintQueue::clear_hints`] with it
+    /// clears what was pending when it was read, not what came after.
+    pub up_to: i64,
+}
+
+/// A durable queue of [`Hint`]s (from webhooks), kept in the store so
+/// that hints survive a restart; whoever syncs a hinted stream clears its
+/// hints afterwards.
+#[async_trait]
+pub trait HintQueue: Send + Sync + Debug {
+    /// Keeps `hint`; a hint of an entity already waiting only counts as a
+    /// repeat (and moves it after the hints pending now).
+    async fn add_hint(&self, hint: &Hint) -> Result<()>;
+
+    /// The streams with hints waiting, oldest first.
+    async fn pending_hints(&self) -> Result<Vec<PendingHints>>;
+
+    /// Clears the hints of `stream` up to `up_to` (a
+    /// [`PendingHints::up_to`]); returns how many entities were cleared.
+    async fn clear_hints(&self, stream: &StreamId, up_to: i64) -> Result<u64>;
+}

@@ -21,8 +21,8 @@ use crate::limit::budget::BudgetStore;
 use crate::limit::schedule::Schedule;
 use crate::plan::target::Batch;
 use crate::store::api::{
-    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, JobProgress, Store, WorkQueue,
-    MAX_ATTEMPTS,
+    BatchCommit, CheckpointStore, Claim, ClaimId, ExistingQuery, Hint, HintQueue, JobProgress,
+    PendingHints, Store, WorkQueue, MAX_ATTEMPTS,
 };
 use crate::store::commit::{self, StoredVersion};
 
@@ -92,6 +92,9 @@ struct Inner {
     // The run holding the lease of each stream.
     leases: HashMap<StreamId, RunId>,
     commits: u64,
+    // Waiting hints: (stream, entity, id) → (mark, repeats); and the last mark.
+    hints: BTreeMap<(StreamId, String, String), (i64, u64)>,
+    hint_mark: i64,
     faults: VecDeque<CommitFault>,
     commit_delay: Duration,
     budgets: HashMap<String, Schedule>,
@@ -435,6 +438,58 @@ impl BudgetStore for MemoryStore {
     async fn schedule(&self, key: &str) -> Result<Option<(Schedule, Duration)>> {
         let now = self.origin.elapsed();
         Ok(self.lock().budgets.get(key).cloned().map(|s| (s, now)))
+    }
+}
+
+#[async_trait]
+impl HintQueue for MemoryStore {
+    async fn add_hint(&self, hint: &Hint) -> Result<()> {
+        let mut inner = self.lock();
+        inner.hint_mark += 1;
+        let mark = inner.hint_mark;
+        let key = (
+            hint.stream.clone(),
+            hint.entity.clone(),
+            hint.external_id.clone(),
+        );
+        let entry = inner.hints.entry(key).or_insert((mark, 0));
+        *entry = (mark, entry.1 + 1);
+        Ok(())
+    }
+
+    async fn pending_hints(&self) -> Result<Vec<PendingHints>> {
+        let inner = self.lock();
+        let mut by_stream: Vec<(i64, PendingHints)> = Vec::new();
+        for ((stream, _, _), &(mark, repeats)) in &inner.hints {
+            match by_stream.iter_mut().find(|(_, p)| &p.stream == stream) {
+                Some((first, p)) => {
+                    *first = (*first).min(mark);
+                    p.entities += 1;
+                    p.received += repeats;
+                    p.up_to = p.up_to.max(mark);
+                }
+                None => by_stream.push((
+                    mark,
+                    PendingHints {
+                        stream: stream.clone(),
+                        entities: 1,
+                        received: repeats,
+                        up_to: mark,
+                    },
+                )),
+            }
+        }
+        by_stream.sort_by_key(|(first, _)| *first);
+        Ok(by_stream.into_iter().map(|(_, p)| p).collect())
+    }
+
+    async fn clear_hints(&self, stream: &StreamId, up_to: i64) -> Result<u64> {
+        let mut inner = self.lock();
+        let before = inner.hints.len();
+        inner
+            .hints
+            .retain(|(s, _, _), &mut (mark, _)| s != stream || mark > up_to);
+        Ok((before - inner.hints.len()) as u64)
     }
 }
 

@@ -44,8 +44,8 @@ use crate::limit::limits::RateLimits;
 use crate::limit::schedule::{Schedule, SlowDown};
 use crate::plan::target::{Batch, BatchSpan};
 use crate::store::api::{
-    BatchCommit, CheckpointStore, ClaimId, ExistingQuery, RunProgress, Store, WorkQueue,
-    MAX_ATTEMPTS,
+    BatchCommit, CheckpointStore, ClaimId, ExistingQuery, Hint, HintQueue, PendingHints,
+    RunProgress, Store, WorkQueue, MAX_ATTEMPTS,
 };
 
 /// Runs every check, one after the other.
@@ -1558,4 +1558,63 @@ pub async fn queue_checks(
     let p = ok(CHECK, "progress", queue.progress(&spent).await);
     assert_eq!((p.failed, p.pending), (1, 0), "testkit::{CHECK}: {p:?}");
     assert!(p.is_finished());
+}
+
+/// Checks a [`HintQueue`]: hints of one entity collapse into one, streams
+/// come oldest first, and clearing up to a mark keeps the hints that came
+/// after it.
+pub async fn hint_checks(hints: &dyn HintQueue) {
+    const CHECK: &str = "hint_checks";
+    let first = unique_stream(CHECK);
+    let second = unique_stream(CHECK);
+    let hint = |stream: &StreamId, id: &str| Hint {
+        stream: stream.clone(),
+        entity: "record".into(),
+        external_id: id.into(),
+    };
+    let mine = |all: Vec<PendingHints>| -> Vec<PendingHints> {
+        all.into_iter()
+            .filter(|p| p.stream == first || p.stream == second)
+            .collect()
+    };
+    for _ in 0..50 {
+        ok(CHECK, "add_hint", hints.add_hint(&hint(&first, "7")).await);
+    }
+    ok(CHECK, "add_hint", hints.add_hint(&hint(&first, "8")).await);
+    ok(CHECK, "add_hint", hints.add_hint(&hint(&second, "1")).await);
+    let pending = mine(ok(CHECK, "pending_hints", hints.pending_hints().await));
+    assert_eq!(pending.len(), 2, "testkit::{CHECK}: {pending:?}");
+    assert_eq!(pending[0].stream, first, "testkit::{CHECK}: oldest first");
+    assert_eq!(
+        (pending[0].entities, pending[0].received),
+        (2, 51),
+        "testkit::{CHECK}: 50 hints of one entity are one"
+    );
+    // A hint that comes while the stream is synced stays for the next time.
+    ok(CHECK, "add_hint", hints.add_hint(&hint(&first, "7")).await);
+    let cleared = ok(
+        CHECK,
+        "clear_hints",
+        hints.clear_hints(&first, pending[0].up_to).await,
+    );
+    assert_eq!(cleared, 1, "testkit::{CHECK}: only entity 8 was cleared");
+    let pending = mine(ok(CHECK, "pending_hints", hints.pending_hints().await));
+    assert_eq!(pending.len(), 2, "testkit::{CHECK}: {pending:?}");
+    let again = pending.iter().find(|p| p.stream == first).unwrap();
+    assert_eq!((again.entities, again.received), (1, 1));
+    ok(
+        CHECK,
+        "clear_hints",
+        hints.clear_hints(&first, again.up_to).await,
+    );
+    let second_up_to = pending.iter().find(|p| p.stream == second).unwrap().up_to;
+    ok(
+        CHECK,
+        "clear_hints",
+        hints.clear_hints(&second, second_up_to).await,
+    );
+    assert!(
+        mine(ok(CHECK, "pending_hints", hints.pending_hints().await)).is_empty(),
+        "testkit::{CHECK}: hints left after clearing"
+    );
 }
