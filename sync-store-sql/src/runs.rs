@@ -349,26 +349,26 @@ impl<D: Dialect> SqlStore<D> {
 
 /// Change log entries from rows of `entity, external_id, kind, fields`.
 fn changes_of<DB: SqlDb>(rows: &[DB::Row]) -> Result<Vec<RecordChange>, Error> {
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in rows {
-            let read = || -> Result<_, sqlx::Error> {
-                Ok((
-                    DB::text(row, "entity")?,
-                    DB::text(row, "external_id")?,
-                    DB::text(row, "kind")?,
-                    DB::json(row, "fields")?,
-                ))
-            };
-            let (entity, external_id, kind, fields) = read().doing("reading the change log")?;
-            let fields: Vec<FieldChange> = serde_json::from_value(fields).map_err(|e| {
-                Error::Corrupt(format!("changed fields of {entity}/{external_id}: {e}"))
-            })?;
-            changes.push(RecordChange {
-                kind: change_kind(&kind)?,
-                entity,
-                external_id,
-                fields,
-            });
-        }
-        Ok(changes)
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let read = || -> Result<_, sqlx::Error> {
+            Ok((
+                DB::text(row, "entity")?,
+                DB::text(row, "external_id")?,
+                DB::text(row, "kind")?,
+                DB::json(row, "fields")?,
+            ))
+        };
+        let (entity, external_id, kind, fields) = read().doing("reading the change log")?;
+        let fields: Vec<FieldChange> = serde_json::from_value(fields).map_err(|e| {
+            Error::Corrupt(format!("changed fields of {entity}/{external_id}: {e}"))
+        })?;
+        changes.push(RecordChange {
+            kind: change_kind(&kind)?,
+            entity,
+            external_id,
+            fields,
+        });
+    }
+    Ok(changes)
 }
