@@ -76,6 +76,11 @@ pub(crate) enum Command {
     /// the embedded SQLite store, then show the status. Needs no account and
     /// no database server.
     Demo(DemoArgs),
+    /// Serve a read-only web dashboard of the store on this machine:
+    /// coverage of every stream, calendars, the run history with what each
+    /// run changed, runs in progress (and a JSON API of the same). Prints
+    /// `serving on http://ADDRESS` first; Ctrl-C stops it.
+    Serve(ServeArgs),
 }
 
 /// Which system to sync from.
@@ -226,4 +231,16 @@ pub(crate) struct DemoArgs {
     /// Days of simulated history to import.
     #[arg(long, default_value_t = 120)]
     pub(crate) days: u32,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. The default answers this machine only; the
+    /// dashboard has no login, so think before binding another address.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub(crate) bind: std::net::IpAddr,
+    /// Port to listen on; 0 picks a free one (printed on the first line).
+    #[arg(long, default_value_t = 8080, value_name = "PORT")]
+    pub(crate) port: u16,
 }

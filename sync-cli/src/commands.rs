@@ -37,6 +37,7 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
         Command::Verify(args) => verify_command(&settings, &args).await,
         Command::Config(args) => config_command(&settings, args),
         Command::Demo(args) => crate::demo::run(&settings, args, plain).await,
+        Command::Serve(args) => crate::serve::run(&settings, args).await,
     }
 }
 
