@@ -258,8 +258,11 @@ pub(crate) async fn live(d: &Dashboard) -> Result<Live, Failure> {
 pub(crate) enum Basis {
     /// The configured target range (`from`/`to` of the settings).
     ConfiguredRange,
-    /// From the first to the last covered day (or id).
+    /// From the first to the last covered day.
     CoveredSpan,
+    /// Id streams: the batches of the last run (the ids the source listed
+    /// then) stored, of all its batches.
+    LastRunBatches,
     /// Nothing covered yet.
     Nothing,
 }
@@ -268,7 +271,8 @@ impl Basis {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Self::ConfiguredRange => "the configured range",
-            Self::CoveredSpan => "the span from the first to the last stored",
+            Self::CoveredSpan => "the span from the first to the last stored day",
+            Self::LastRunBatches => "the batches of ids the last run fetched",
             Self::Nothing => "nothing stored yet",
         }
     }
@@ -281,21 +285,26 @@ pub(crate) struct StreamView {
     pub(crate) id: String,
     pub(crate) source: String,
     pub(crate) stream: String,
-    /// `days`, `ids`, or `none` when nothing is covered.
+    /// `days`, `ids`, or `none` when nothing is covered. For days the
+    /// target is a day range; for ids, the last run's batches.
     pub(crate) units: &'static str,
     pub(crate) basis: Basis,
     /// First and last unit of the target (days as `YYYY-MM-DD`).
     pub(crate) target_first: Option<String>,
     pub(crate) target_last: Option<String>,
-    /// Units of the target stored, and in the target.
+    /// Units of the target stored, and in the target (days; for id
+    /// streams, batches).
     pub(crate) covered: u64,
     pub(crate) total: u64,
     /// `covered / total` in percent.
     pub(crate) percent: f64,
     /// The same, one decimal, rounded down (`100.0%` only when complete).
     pub(crate) percent_text: String,
-    /// Maximal missing ranges in the target.
+    /// Maximal missing ranges in the target (id streams: the last run's
+    /// failed batches).
     pub(crate) gaps: usize,
+    /// Id streams: how many ids are stored.
+    pub(crate) ids_stored: Option<u64>,
     pub(crate) last_run: Option<RunView>,
     /// The year the calendar opens on (the last covered day's).
     pub(crate) calendar_year: Option<i32>,
@@ -336,6 +345,7 @@ fn stream_view(
         percent: 0.0,
         percent_text: percent_text(0.0),
         gaps: 0,
+        ids_stored: None,
         last_run: last_run.map(|r| RunView::of(r, now)),
         calendar_year: None,
     };
@@ -360,16 +370,24 @@ fn stream_view(
             );
         }
     } else if let (Some(first), Some(last)) = (c.keys.spans().next(), c.keys.spans().last()) {
-        let t = Span::new(first.first, last.last).unwrap_or(first);
-        let s = c.keys.coverage(t);
+        // Ids are sparse and only the source knows which exist: the
+        // share is of the last run's batches (the ids it listed) stored.
         v.units = "ids";
-        v.basis = Basis::CoveredSpan;
-        v.target_first = Some(t.first.to_string());
-        v.target_last = Some(t.last.to_string());
-        v.covered = count(s.covered);
-        v.total = count(s.total);
-        v.percent = s.percent();
-        v.gaps = s.gaps.len();
+        v.target_first = Some(first.first.to_string());
+        v.target_last = Some(last.last.to_string());
+        v.ids_stored = Some(count(c.keys.len()));
+        if let Some(r) = last_run {
+            let batches = r.batches_done + r.batches_failed;
+            v.basis = Basis::LastRunBatches;
+            v.covered = r.batches_done;
+            v.total = batches;
+            v.percent = if batches == 0 {
+                0.0
+            } else {
+                (r.batches_done.saturating_mul(10_000) / batches) as f64 / 100.0
+            };
+            v.gaps = usize::try_from(r.batches_failed).unwrap_or(usize::MAX);
+        }
     }
     v.percent_text = percent_text(v.percent);
     v

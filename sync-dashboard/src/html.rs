@@ -120,6 +120,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status.in_progress { background: #d6e6fb; }
 .cal td { padding: 0; border: none; }
 .cal th { background: none; padding: 0 .5em 0 0; font-weight: normal; }
+.cal thead th { padding: 0; width: 18px; font-size: .75em; overflow: visible; }
 .cal a, .cal span.day { display: block; width: 16px; height: 16px; margin: 1px; border-radius: 2px; }
 .day.stored { background: #3a9d5d; } .day.recent { background: #1f6b3b; }
 .day.missing { background: #e05252; } .day.outside { background: #e3e6eb; }

@@ -25,10 +25,11 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
         }
         body.push_str("</tbody></table>");
         body.push_str(
-            "<p class=\"muted\">Coverage is the share of the target's days (or ids) whose \
+            "<p class=\"muted\">Coverage of a day stream is the share of its target's days whose \
              records are stored. The target is the configured range (<code>from</code>/<code>to</code> \
              in the settings) when there is one, else the span from the first to the last stored day \
-             (or id) of the stream.</p>",
+             of the stream. Ids are sparse and only the source knows which exist, so an id stream's \
+             share is of the batches of ids its last run fetched that were stored.</p>",
         );
     }
     if !d.inner.store_label.is_empty() {
@@ -44,6 +45,15 @@ pub(crate) async fn page(State(d): State<Dashboard>) -> Result<Html<String>, Pag
 fn row(out: &mut String, s: &StreamView) {
     let width = s.percent.clamp(0.0, 100.0);
     let target = match (&s.target_first, &s.target_last) {
+        (Some(a), Some(b)) if s.units == "ids" => format!(
+            "{} ids stored ({} to {}); {} of {} batches of {}",
+            s.ids_stored.unwrap_or(0),
+            esc(a),
+            esc(b),
+            s.covered,
+            s.total,
+            esc(s.basis.describe())
+        ),
         (Some(a), Some(b)) => format!(
             "{} of {} {} ({} to {}; {})",
             s.covered,
