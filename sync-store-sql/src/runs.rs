@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sync_core::{
-    Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport, RunStatus,
-    StreamId, SyncError, SyncMode,
+    ChangeKind, Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport,
+    RunStatus, StreamId, SyncError, SyncMode,
 };
 
 use crate::db::{Arg, SqlDb};
@@ -303,14 +303,13 @@ impl<D: Dialect> SqlStore<D> {
         let mut conn = self.conn().await?;
         let rows = D::Db::fetch_all(
             &mut *conn,
-            "SELECT entity, external_id, 'created' AS kind, '[]' AS fields \
-             FROM records WHERE first_run = $1 \
+            "SELECT entity, external_id FROM records WHERE first_run = $1 \
              ORDER BY entity, external_id LIMIT $2 OFFSET $3",
             vec![Arg::Str(&id.0), int(limit), int(offset)],
         )
         .await
         .doing("reading the change log")?;
-        let mut changes = changes_of::<D::Db>(&rows)?;
+        let mut changes = created_of::<D::Db>(&rows)?;
         if changes.len() >= limit {
             return Ok(changes);
         }
@@ -345,6 +344,24 @@ impl<D: Dialect> SqlStore<D> {
         changes.extend(changes_of::<D::Db>(&rows)?);
         Ok(changes)
     }
+}
+
+/// Creations (no fields) from rows of `entity, external_id`.
+fn created_of<DB: SqlDb>(rows: &[DB::Row]) -> Result<Vec<RecordChange>, Error> {
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let read = || -> Result<_, sqlx::Error> {
+            Ok((DB::text(row, "entity")?, DB::text(row, "external_id")?))
+        };
+        let (entity, external_id) = read().doing("reading the change log")?;
+        changes.push(RecordChange {
+            kind: ChangeKind::Created,
+            entity,
+            external_id,
+            fields: Vec::new(),
+        });
+    }
+    Ok(changes)
 }
 
 /// Change log entries from rows of `entity, external_id, kind, fields`.
