@@ -115,7 +115,10 @@ async fn one_run(
 
 /// Median and slowest of 5 fetches of `url` (after one warm-up), and the
 /// size of the answer.
-async fn time(client: &reqwest::Client, url: &str) -> Result<(Duration, Duration, usize), BoxError> {
+async fn time(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<(Duration, Duration, usize), BoxError> {
     let mut times = Vec::new();
     let mut size = 0;
     for i in 0..6 {
@@ -148,7 +151,12 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
         "dashboard: filling a SQLite store with {RECORDS} records ({PER_DAY} a day, batches of {BATCH})..."
     );
     let t = Instant::now();
-    let import = one_run(&store, "bench-import", (0..RECORDS).map(|i| visit(i, false))).await?;
+    let import = one_run(
+        &store,
+        "bench-import",
+        (0..RECORDS).map(|i| visit(i, false)),
+    )
+    .await?;
     let fill = t.elapsed();
     println!(
         "  import: {} created in {:.1} s ({:.0} records/s)",
@@ -197,7 +205,10 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
     ];
     let client = reqwest::Client::new();
     println!();
-    println!("{:<58} {:>10} {:>10} {:>10}", "page", "median", "slowest", "bytes");
+    println!(
+        "{:<58} {:>10} {:>10} {:>10}",
+        "page", "median", "slowest", "bytes"
+    );
     let mut slowest = (Duration::ZERO, String::new());
     for page in &pages {
         let (median, max, size) = time(&client, &format!("{base}{page}")).await?;
@@ -224,7 +235,10 @@ async fn run_async() -> Result<Vec<Row>, BoxError> {
             COMMAND,
         ),
         Row::checked(
-            format!("dashboard: slowest page on 1M records ({} routes, slowest of 5 each)", pages.len()),
+            format!(
+                "dashboard: slowest page on 1M records ({} routes, slowest of 5 each)",
+                pages.len()
+            ),
             format!("< {} ms", TARGET.as_millis()),
             format!("{:.1} ms ({})", slowest.0.as_secs_f64() * 1e3, slowest.1),
             slowest.0 < TARGET,
