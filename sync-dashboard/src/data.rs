@@ -381,11 +381,19 @@ fn stream_view(
             v.basis = Basis::LastRunBatches;
             v.covered = r.batches_done;
             v.total = batches;
-            v.percent = if batches == 0 {
-                0.0
-            } else {
-                (r.batches_done.saturating_mul(10_000) / batches) as f64 / 100.0
-            };
+            v.percent = r
+                .batches_done
+                .saturating_mul(10_000)
+                .checked_div(batches)
+                .map_or(
+                    // Nothing was left to fetch: complete if it says so.
+                    if r.status == RunStatus::Completed {
+                        100.0
+                    } else {
+                        0.0
+                    },
+                    |bp| bp as f64 / 100.0,
+                );
             v.gaps = usize::try_from(r.batches_failed).unwrap_or(usize::MAX);
         }
     }
