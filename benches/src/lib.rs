@@ -9,6 +9,7 @@
 //!
 //! Benchmarks print figures; they are not timed unit tests.
 
+pub mod dashboard;
 pub mod delta_cost;
 pub mod engine_overhead;
 pub mod generated;

@@ -67,11 +67,6 @@ pub(crate) enum Command {
     /// expires) and all hold one request budget. Start the same command on
     /// every worker.
     Worker(WorkerArgs),
-    /// Receive YClients webhooks (POST on [serve] hooks_path) as hints: each
-    /// is kept in the store at once, and the hinted streams are synced with
-    /// short deltas within the request budget. Listens on 127.0.0.1 unless
-    /// --bind says otherwise.
-    Serve(ServeArgs),
     /// How much of the target range is stored: percentage, gaps, a calendar
     /// of covered and missing days, and the last runs.
     Status(TargetArgs),
@@ -87,6 +82,14 @@ pub(crate) enum Command {
     /// the embedded SQLite store, then show the status. Needs no account and
     /// no database server.
     Demo(DemoArgs),
+    /// Serve a read-only web dashboard of the store on this machine:
+    /// coverage of every stream, calendars, the run history with what each
+    /// run changed, runs in progress (and a JSON API of the same). Prints
+    /// `serving on http://ADDRESS` first; Ctrl-C stops it. With a YClients
+    /// account configured it also receives its webhooks (POST on [serve]
+    /// hooks_path) as hints: each is kept in the store at once, and the
+    /// hinted streams are synced with short deltas within the budget.
+    Serve(ServeArgs),
 }
 
 /// Which system to sync from.
@@ -211,21 +214,6 @@ pub(crate) struct WorkerArgs {
     pub(crate) lease: String,
 }
 
-/// Arguments of `serve`.
-#[derive(Debug, Args)]
-pub(crate) struct ServeArgs {
-    /// The address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub(crate) bind: std::net::IpAddr,
-    /// The port (0: any free one; the address is printed).
-    #[arg(long, default_value_t = 8080)]
-    pub(crate) port: u16,
-    /// The companies whose webhooks are taken (default: the configured
-    /// ones).
-    #[command(flatten)]
-    pub(crate) target: TargetArgs,
-}
-
 /// Arguments of `plan`.
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
@@ -305,4 +293,20 @@ pub(crate) struct DemoArgs {
     /// Days of simulated history to import.
     #[arg(long, default_value_t = 120)]
     pub(crate) days: u32,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. The default answers this machine only; the
+    /// dashboard has no login, so think before binding another address.
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub(crate) bind: std::net::IpAddr,
+    /// Port to listen on; 0 picks a free one (printed on the first line).
+    #[arg(long, default_value_t = 8080, value_name = "PORT")]
+    pub(crate) port: u16,
+    /// The YClients companies whose webhooks are taken (default: the
+    /// configured ones).
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
 }

@@ -15,7 +15,7 @@ use sync_source_yclients::{CompanySources, YclientsClients};
 
 use crate::cli::{
     Cli, Command, Company, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs,
-    RunArgs, ServeArgs, SourceKind, TargetArgs,
+    RunArgs, SourceKind, TargetArgs,
 };
 use crate::config::{parse_duration, BudgetPlace, Settings};
 use crate::error::{CliError, ExitCode};
@@ -45,14 +45,14 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
         Command::Verify(args) => verify_command(&settings, &args).await,
         Command::Config(args) => config_command(&settings, args),
         Command::Demo(args) => crate::demo::run(&settings, args, plain).await,
-        Command::Serve(args) => serve_command(&settings, args).await,
+        Command::Serve(args) => crate::serve::run(&settings, args).await,
     }
 }
 
 /// The request budget of the streams: the documented limits at the
 /// preset's share, kept in the store (shared by every process that uses it)
 /// unless `[sync] budget = "process"` says otherwise.
-fn budget(
+pub(crate) fn budget(
     built: &Built,
     utilization: f64,
     stores: &Stores,
@@ -170,7 +170,7 @@ async fn jobs(
 
 /// With `--company all`, the streams of every company the account manages
 /// (listed through the budget: one request); otherwise `built` as it is.
-async fn with_all_companies(
+pub(crate) async fn with_all_companies(
     kind: SourceKind,
     settings: &Settings,
     args: &TargetArgs,
@@ -212,75 +212,6 @@ async fn with_all_companies(
     let mut args = args.clone();
     args.companies = ids.into_iter().map(Company::Id).collect();
     sources::build(kind, settings, &args)
-}
-
-/// `serve`: the webhook receiver and the loop that syncs hinted streams,
-/// until Ctrl-C.
-async fn serve_command(settings: &Settings, args: ServeArgs) -> Result<ExitCode, CliError> {
-    let built = sources::build(SourceKind::YclientsAll, settings, &args.target)?;
-    let stores = stores::open(settings).await?;
-    let preset = preset(&settings.preset)?;
-    let budget = budget(&built, preset.settings().utilization, &stores, settings);
-    let built = with_all_companies(
-        SourceKind::YclientsAll,
-        settings,
-        &args.target,
-        built,
-        &stores,
-        &budget,
-    )
-    .await?;
-    let companies: std::collections::BTreeSet<u64> =
-        built.companies.iter().map(|c| c.company_id).collect();
-    let serve = &settings.serve;
-    if serve.hooks_secret.is_none() {
-        note!("no webhook secret set (SYNC_HOOKS_SECRET or [serve] hooks_secret_file): anyone who reaches the port can send hints");
-    }
-    let app = crate::hooks::router(
-        &serve.hooks_path,
-        stores.hints.clone(),
-        companies,
-        serve.hooks_secret.clone(),
-    );
-    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
-        .await
-        .map_err(|e| {
-            CliError::failure(format!("cannot listen on {}:{}: {e}", args.bind, args.port))
-        })?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| CliError::failure(format!("cannot read the listening address: {e}")))?;
-    outln!("serving on http://{address}")?;
-    outln!("webhooks: POST http://{address}{}", serve.hooks_path)?;
-    tracing::info!(%address, path = %serve.hooks_path, "serving");
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            note!("Ctrl-C: stopping after the sync in flight...");
-            on_ctrl_c.cancel();
-        }
-    });
-    let hints = stores.hints.clone();
-    let worker = crate::hooks::HintWorker {
-        companies: built.companies,
-        stores,
-        hints,
-        budget,
-        options: SyncOptions::builder()
-            .retry(built.retry.clone())
-            .pace(&preset.settings())
-            .cancel(cancel.clone())
-            .build(),
-    };
-    let hint_loop = tokio::spawn(worker.run(cancel.clone()));
-    let shutdown = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|e| CliError::failure(format!("the server stopped: {e}")))?;
-    let _ = hint_loop.await;
-    Ok(ExitCode::Success)
 }
 
 /// How `worker` shares its runs.

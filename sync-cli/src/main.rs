@@ -12,6 +12,7 @@ mod logging;
 mod output;
 mod progress;
 mod render;
+mod serve;
 mod sources;
 mod stores;
 mod targets;

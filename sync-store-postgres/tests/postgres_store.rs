@@ -191,6 +191,7 @@ macro_rules! shared_checks {
 shared_checks!(
     duplicates_last_one_wins_and_recommit_rewrites_nothing,
     change_log_keeps_old_and_new_values_of_each_field,
+    run_changes_pages_slice_the_whole_list,
     odd_payload_shapes_round_trip,
     a_second_run_on_a_stream_is_busy_across_store_instances,
     a_lease_left_by_a_dead_holder_is_taken_over_and_its_run_marked_failed,

@@ -292,6 +292,23 @@ macro_rules! delegate_store {
             > {
                 $crate::__private::sync_core::CheckpointStore::run_changes(&self.$field, id).await
             }
+
+            async fn run_changes_page(
+                &self,
+                id: &$crate::__private::sync_core::RunId,
+                offset: usize,
+                limit: usize,
+            ) -> $crate::__private::sync_core::Result<
+                ::std::vec::Vec<$crate::__private::sync_core::RecordChange>,
+            > {
+                $crate::__private::sync_core::CheckpointStore::run_changes_page(
+                    &self.$field,
+                    id,
+                    offset,
+                    limit,
+                )
+                .await
+            }
         }
     };
 }

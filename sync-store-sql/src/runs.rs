@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sync_core::{
-    Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport, RunStatus,
-    StreamId, SyncError, SyncMode,
+    ChangeKind, Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport,
+    RunStatus, StreamId, SyncError, SyncMode,
 };
 
 use crate::db::{Arg, SqlDb};
@@ -287,27 +287,105 @@ impl<D: Dialect> SqlStore<D> {
         )
         .await
         .doing("reading the change log")?;
-        let mut changes = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let read = || -> Result<_, sqlx::Error> {
-                Ok((
-                    D::Db::text(row, "entity")?,
-                    D::Db::text(row, "external_id")?,
-                    D::Db::text(row, "kind")?,
-                    D::Db::json(row, "fields")?,
-                ))
-            };
-            let (entity, external_id, kind, fields) = read().doing("reading the change log")?;
-            let fields: Vec<FieldChange> = serde_json::from_value(fields).map_err(|e| {
-                Error::Corrupt(format!("changed fields of {entity}/{external_id}: {e}"))
-            })?;
-            changes.push(RecordChange {
-                kind: change_kind(&kind)?,
-                entity,
-                external_id,
-                fields,
-            });
+        changes_of::<D::Db>(&rows)
+    }
+
+    /// One page of [`SqlStore::read_run_changes`], in the same order,
+    /// without reading the rest: the created records by key (an index on
+    /// `first_run, entity, external_id`), then the change log by id.
+    pub(crate) async fn read_run_changes_page(
+        &self,
+        id: &RunId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<RecordChange>, Error> {
+        let int = |n: usize| Arg::Int(i64::try_from(n).unwrap_or(i64::MAX));
+        let mut conn = self.conn().await?;
+        let rows = D::Db::fetch_all(
+            &mut *conn,
+            "SELECT entity, external_id FROM records WHERE first_run = $1 \
+             ORDER BY entity, external_id LIMIT $2 OFFSET $3",
+            vec![Arg::Str(&id.0), int(limit), int(offset)],
+        )
+        .await
+        .doing("reading the change log")?;
+        let mut changes = created_of::<D::Db>(&rows)?;
+        if changes.len() >= limit {
+            return Ok(changes);
         }
+        let created = if changes.is_empty() {
+            let rows = D::Db::fetch_all(
+                &mut *conn,
+                "SELECT COUNT(*) AS n FROM records WHERE first_run = $1",
+                vec![Arg::Str(&id.0)],
+            )
+            .await
+            .doing("reading the change log")?;
+            match rows.first() {
+                Some(row) => usize::try_from(D::Db::int(row, "n").doing("reading the change log")?)
+                    .unwrap_or(0),
+                None => 0,
+            }
+        } else {
+            offset + changes.len()
+        };
+        let rows = D::Db::fetch_all(
+            &mut *conn,
+            "SELECT entity, external_id, kind, fields FROM record_changes WHERE run_id = $1 \
+             ORDER BY id LIMIT $2 OFFSET $3",
+            vec![
+                Arg::Str(&id.0),
+                int(limit - changes.len()),
+                int(offset.saturating_sub(created)),
+            ],
+        )
+        .await
+        .doing("reading the change log")?;
+        changes.extend(changes_of::<D::Db>(&rows)?);
         Ok(changes)
     }
+}
+
+/// Creations (no fields) from rows of `entity, external_id`.
+fn created_of<DB: SqlDb>(rows: &[DB::Row]) -> Result<Vec<RecordChange>, Error> {
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let read = || -> Result<_, sqlx::Error> {
+            Ok((DB::text(row, "entity")?, DB::text(row, "external_id")?))
+        };
+        let (entity, external_id) = read().doing("reading the change log")?;
+        changes.push(RecordChange {
+            kind: ChangeKind::Created,
+            entity,
+            external_id,
+            fields: Vec::new(),
+        });
+    }
+    Ok(changes)
+}
+
+/// Change log entries from rows of `entity, external_id, kind, fields`.
+fn changes_of<DB: SqlDb>(rows: &[DB::Row]) -> Result<Vec<RecordChange>, Error> {
+    let mut changes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let read = || -> Result<_, sqlx::Error> {
+            Ok((
+                DB::text(row, "entity")?,
+                DB::text(row, "external_id")?,
+                DB::text(row, "kind")?,
+                DB::json(row, "fields")?,
+            ))
+        };
+        let (entity, external_id, kind, fields) = read().doing("reading the change log")?;
+        let fields: Vec<FieldChange> = serde_json::from_value(fields).map_err(|e| {
+            Error::Corrupt(format!("changed fields of {entity}/{external_id}: {e}"))
+        })?;
+        changes.push(RecordChange {
+            kind: change_kind(&kind)?,
+            entity,
+            external_id,
+            fields,
+        });
+    }
+    Ok(changes)
 }

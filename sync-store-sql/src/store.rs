@@ -290,6 +290,17 @@ impl<D: Dialect> CheckpointStore for SqlStore<D> {
             .await
             .map_err(Error::into_sync::<D>)
     }
+
+    async fn run_changes_page(
+        &self,
+        id: &RunId,
+        offset: usize,
+        limit: usize,
+    ) -> sync_core::Result<Vec<RecordChange>> {
+        self.read_run_changes_page(id, offset, limit)
+            .await
+            .map_err(Error::into_sync::<D>)
+    }
 }
 
 /// The version of the newest migration of `migrator`: the schema version a

@@ -209,6 +209,46 @@ pub async fn change_log_keeps_old_and_new_values_of_each_field(h: &impl Harness)
     assert_eq!(paths, "/added,/client/phone,/gone");
 }
 
+/// Pages of a run's changes are slices of the whole list, in its order,
+/// across the created records and the change log.
+pub async fn run_changes_pages_slice_the_whole_list(h: &impl Harness) {
+    let store = h.store();
+    let stream = StreamId::new("src", "records");
+    let unit = Unit::Day(day("2024-05-01"));
+    let run1 = begin(store, &stream, "p1").await;
+    let first: Vec<Record> = (0..5)
+        .map(|i| Record::new("visit", format!("{i}"), unit, json!({ "n": i })))
+        .collect();
+    commit_ok(store, &run1, &first, &Coverage::default()).await;
+    finish(store, run1).await;
+    let run2 = begin(store, &stream, "p2").await;
+    let mut second: Vec<Record> = (0..3)
+        .map(|i| Record::new("visit", format!("{i}"), unit, json!({ "n": i + 10 })))
+        .collect();
+    second.extend((5..9).map(|i| Record::new("visit", format!("{i}"), unit, json!({ "n": i }))));
+    let c = commit_ok(store, &run2, &second, &Coverage::default()).await;
+    assert_eq!(c, counts(4, 3, 0, 0));
+    finish(store, run2).await;
+    let id = RunId("p2".into());
+    let all = ok("run_changes", store.run_changes(&id).await);
+    assert_eq!(all.len(), 7);
+    for limit in 1..=8 {
+        for offset in 0..=8 {
+            let page = ok(
+                "run_changes_page",
+                store.run_changes_page(&id, offset, limit).await,
+            );
+            let want: Vec<_> = all.iter().skip(offset).take(limit).cloned().collect();
+            assert_eq!(page, want, "offset {offset}, limit {limit}");
+        }
+    }
+    let none = ok(
+        "run_changes_page",
+        store.run_changes_page(&RunId("nope".into()), 0, 10).await,
+    );
+    assert!(none.is_empty());
+}
+
 /// Payloads of every JSON shape come back as they went in, and count as
 /// unchanged when committed again.
 pub async fn odd_payload_shapes_round_trip(h: &impl Harness) {

@@ -141,6 +141,20 @@ pub trait CheckpointStore: Send + Sync + Debug {
 
     /// What a run changed: one entry per record created, updated or deleted.
     async fn run_changes(&self, id: &RunId) -> Result<Vec<RecordChange>>;
+
+    /// One page of [`CheckpointStore::run_changes`], in the same order: at
+    /// most `limit` entries after skipping `offset`. For pages of a run
+    /// that changed many records; stores should answer it without reading
+    /// the whole log (the default does read it all).
+    async fn run_changes_page(
+        &self,
+        id: &RunId,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<RecordChange>> {
+        let all = self.run_changes(id).await?;
+        Ok(all.into_iter().skip(offset).take(limit).collect())
+    }
 }
 
 /// How many times a queued batch is claimed before it is given up on
