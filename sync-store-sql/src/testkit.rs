@@ -580,3 +580,32 @@ pub async fn both_commit_paths_count_alike(h: &impl Harness) {
     .collect();
     assert_eq!(listed, want);
 }
+
+/// A boarding as the kennel source stores it from the real site's detail
+/// page (the payload of `sync-source-scraper`'s `boarding_payload`).
+pub fn kennel_detail_record() -> Record {
+    let payload = json!({
+        "appointment_id": "C63QgH5K", "service_type": "Boarding (Nights)",
+        "status": "Completed", "pets": ["Rex", "Mia"],
+        "client": {"name": "John Smith", "email": "john@example.com",
+                   "phone": "+1 555 0100", "address": null},
+        "check_in": "2025-02-13T15:00:00Z", "check_out": "2025-02-18T17:00:00Z",
+        "check_in_day": "2025-02-13", "check_in_label": null, "check_out_label": null,
+        "dates_from": "timestamps", "duration": "5 nights",
+        "price": {"total_cents": 75000, "line_items": [
+            {"service": "Boarding", "rate_cents": 15000, "quantity": 5.0,
+             "amount_cents": 75000, "per_pet": []}]},
+        "notes": "Feed twice a day", "fields": {"Medications": "none"}
+    });
+    Record::new(
+        "boarding",
+        "C63QgH5K",
+        Unit::Day(NaiveDate::from_ymd_opt(2025, 2, 13).unwrap_or_default()),
+        payload,
+    )
+    .occurred_at(
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2025, 2, 13, 15, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    )
+}

@@ -777,31 +777,6 @@ async fn a_version_2_database_with_history_and_coverage_migrates() {
     assert!(checked[1].1 > checked[0].1, "{checked:?}");
 }
 
-/// A boarding as the kennel source stores it from the real site's detail
-/// page (the payload of `sync-source-scraper`'s `boarding_payload`).
-fn kennel_detail_sample() -> Record {
-    let payload = json!({
-        "appointment_id": "C63QgH5K", "service_type": "Boarding (Nights)",
-        "status": "Completed", "pets": ["Rex", "Mia"],
-        "client": {"name": "John Smith", "email": "john@example.com",
-                   "phone": "+1 555 0100", "address": null},
-        "check_in": "2025-02-13T15:00:00Z", "check_out": "2025-02-18T17:00:00Z",
-        "check_in_day": "2025-02-13", "check_in_label": null, "check_out_label": null,
-        "dates_from": "timestamps", "duration": "5 nights",
-        "price": {"total_cents": 75000, "line_items": [
-            {"service": "Boarding", "rate_cents": 15000, "quantity": 5.0,
-             "amount_cents": 75000, "per_pet": []}]},
-        "notes": "Feed twice a day", "fields": {"Medications": "none"}
-    });
-    Record::new(
-        "boarding",
-        "C63QgH5K",
-        Unit::Day(day("2025-02-13")),
-        payload,
-    )
-    .occurred_at(Utc.with_ymd_and_hms(2025, 2, 13, 15, 0, 0).unwrap())
-}
-
 #[tokio::test]
 async fn the_kennel_view_reads_the_detail_page_payload() {
     let (_dir, store) = open_temp().await;
@@ -810,7 +785,7 @@ async fn the_kennel_view_reads_the_detail_page_payload() {
     commit(
         &store,
         &run,
-        &[kennel_detail_sample()],
+        &[sync_store_sql::testkit::kennel_detail_record()],
         &Coverage::default(),
     )
     .await
