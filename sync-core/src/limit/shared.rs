@@ -20,9 +20,6 @@ use crate::limit::schedule::{Schedule, SlowDown};
 /// windows are held 2% longer than the server's (20 ms on one second), and
 /// a request sent later than its slot could meet another process's slots.
 const LATE: Duration = Duration::from_millis(10);
-/// Added to the store's last hand-over time when slots are asked for (see
-/// `Reserved::lead`).
-const LEAD_MARGIN: Duration = Duration::from_millis(2);
 /// Tries of an unreadable budget before the run is stopped.
 const STORE_TRIES: u32 = 3;
 /// Requests under a per-second limit of N go at least `SPREAD / N` seconds
@@ -177,8 +174,11 @@ impl SharedBudget {
             })
             .await?;
         let read_at = read_at.unwrap_or_else(Instant::now);
-        // A little more than the last hand-over, at most a second.
-        reserved.lead = (Instant::now().saturating_duration_since(read_at) + LEAD_MARGIN)
+        // The next block is asked for the time this hand-over took (at
+        // most a second): on time when the next takes as long, and within
+        // `LATE` of it otherwise, without waiting longer than it must.
+        reserved.lead = Instant::now()
+            .saturating_duration_since(read_at)
             .min(Duration::from_secs(1));
         reserved.store_now = store_now;
         reserved.local_then = Some(read_at);
@@ -215,12 +215,18 @@ impl Budget for SharedBudget {
                     // follow it closely.
                     continue;
                 }
-                drop(reserved);
+                // The lock is held until the slot: the next waiter takes
+                // its slot only then, so a process holds at most a block
+                // of slots ahead, however many requests wait. (With every
+                // waiter taking a slot at once, a process with many
+                // requests waiting reserved block after block, seconds of
+                // the shared budget that a killed process took with it.)
                 tokio::time::sleep_until(at).await;
                 // The wake-up itself can be late (a busy machine, a timer's
                 // granularity): a slot is used only on time, whenever the
                 // lateness comes.
                 if Instant::now() <= at + LATE {
+                    drop(reserved);
                     return Ok(());
                 }
                 tracing::debug!(budget = %self.key, late = ?Instant::now() - at, "woke too late for the slot; taking another");
