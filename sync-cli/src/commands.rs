@@ -555,7 +555,7 @@ async fn status_command(settings: &Settings, args: &TargetArgs) -> Result<ExitCo
                 }
             }
         }
-        streams.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        streams.sort_by_key(|a| a.0.to_string());
     }
     for (stream, by_day) in &streams {
         let coverage = stores.checkpoints.coverage(stream).await?;

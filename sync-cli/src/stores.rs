@@ -30,7 +30,7 @@ impl Stores {
             store: s.clone(),
             checkpoints: s.clone(),
             budgets: s.clone(),
-            queue: shares_work.then(|| s as Arc<dyn WorkQueue>),
+            queue: shares_work.then_some(s as Arc<dyn WorkQueue>),
         }
     }
 }
