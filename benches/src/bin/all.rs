@@ -10,7 +10,9 @@
 use std::time::Instant;
 
 use sync_benches::report::{self, Row};
-use sync_benches::{delta_cost, engine_overhead, memory, rate_limit, store_throughput, BoxError};
+use sync_benches::{
+    delta_cost, engine_overhead, memory, rate_limit, shared_budget, store_throughput, BoxError,
+};
 
 type Bench = fn() -> Result<Vec<Row>, BoxError>;
 
@@ -19,12 +21,13 @@ fn main() -> Result<(), BoxError> {
         return child;
     }
     let machine = report::machine();
-    let benches: [(&str, Bench); 5] = [
+    let benches: [(&str, Bench); 6] = [
         ("rate_limit", rate_limit::run),
         ("engine_overhead", engine_overhead::run),
         ("memory", memory::run),
         ("delta_cost", delta_cost::run),
         ("store_throughput", store_throughput::run),
+        ("shared_budget", shared_budget::run),
     ];
     let started = Instant::now();
     let mut rows = Vec::new();
