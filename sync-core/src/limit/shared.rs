@@ -175,11 +175,15 @@ impl SharedBudget {
             .await?;
         let read_at = read_at.unwrap_or_else(Instant::now);
         // The next block is asked for the time this hand-over took (at
-        // most a second): on time when the next takes as long, and within
-        // `LATE` of it otherwise, without waiting longer than it must.
-        reserved.lead = Instant::now()
-            .saturating_duration_since(read_at)
-            .min(Duration::from_secs(1));
+        // most a second) when it took long enough to matter: a slot handed
+        // over well within `LATE` is used as it is, without a sleep on a
+        // timer (a millisecond's granularity) for the hand-over's time.
+        let handover = Instant::now().saturating_duration_since(read_at);
+        reserved.lead = if handover > LATE / 2 {
+            handover.min(Duration::from_secs(1))
+        } else {
+            Duration::ZERO
+        };
         reserved.store_now = store_now;
         reserved.local_then = Some(read_at);
         reserved.slots.extend(slots);
