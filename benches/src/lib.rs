@@ -1,5 +1,6 @@
 //! Benchmarks of the whole system: rate-limit efficiency, engine overhead,
-//! bounded memory, delta cost, store throughput (binaries under `src/bin`)
+//! bounded memory, delta cost, store throughput, the shared request budget
+//! (binaries under `src/bin`)
 //! and core micro-benchmarks (criterion, `benches/core.rs`).
 //!
 //! Each benchmark lives in a module with a `run` function that prints its
@@ -19,6 +20,7 @@ pub mod procfs;
 pub mod rate_limit;
 pub mod records_import;
 pub mod report;
+pub mod shared_budget;
 pub mod sim;
 pub mod store_throughput;
 pub mod timing;

@@ -131,6 +131,7 @@ impl Dialect for PgDialect {
     const STORE: &'static str = "postgres store";
     const BEGIN_WRITE: &'static str = "BEGIN";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const BUDGET_TX_SETUP: &'static str = "SET LOCAL synchronous_commit TO OFF";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     // The server's clock, so that machines whose clocks differ agree.
     const NOW_MICROS: &'static str =

@@ -32,6 +32,11 @@ impl<D: Dialect> SqlStore<D> {
         update: &mut (dyn for<'s> FnMut(&'s mut Schedule, Duration) + Send),
     ) -> Result<Duration, Error> {
         let mut tx = self.begin_write("locking the request budget").await?;
+        if !D::BUDGET_TX_SETUP.is_empty() {
+            D::Db::execute(&mut *tx, D::BUDGET_TX_SETUP, Vec::new())
+                .await
+                .doing("starting the request budget's transaction")?;
+        }
         let select = format!(
             "SELECT state, {} AS now FROM budgets WHERE key = $1{}",
             D::NOW_MICROS,

@@ -86,6 +86,14 @@ pub trait Dialect: Send + Sync + 'static {
     const STORE: &'static str;
     /// The statement that starts a transaction that writes.
     const BEGIN_WRITE: &'static str;
+    /// A statement run first in the transaction that updates a request
+    /// budget, or empty. Postgres: `SET LOCAL synchronous_commit TO OFF`,
+    /// the commit not waiting for the WAL to reach the disk (the
+    /// budget's row is visible to every other process at once all the
+    /// same; a server crash can lose its last fraction of a second, which
+    /// costs at most one window's worth of early requests after the
+    /// server's restart). It is most of an acquire's latency otherwise.
+    const BUDGET_TX_SETUP: &'static str = "";
     /// What locks the rows a `SELECT` reads until the transaction ends
     /// (appended to the statement; empty where [`Dialect::BEGIN_WRITE`]
     /// already locks the database).

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use sync_benches::report::{self, Row};
 use sync_benches::{
-    dashboard, delta_cost, engine_overhead, memory, rate_limit, store_throughput, BoxError,
+    dashboard, delta_cost, engine_overhead, memory, rate_limit, shared_budget, store_throughput,
+    BoxError,
 };
 
 type Bench = fn() -> Result<Vec<Row>, BoxError>;
@@ -28,6 +29,7 @@ fn main() -> Result<(), BoxError> {
         ("delta_cost", delta_cost::run),
         ("store_throughput", store_throughput::run),
         ("dashboard", dashboard::run),
+        ("shared_budget", shared_budget::run),
     ];
     let started = Instant::now();
     let mut rows = Vec::new();
