@@ -22,7 +22,7 @@ fn main() -> Result<(), BoxError> {
         return child;
     }
     let machine = report::machine();
-    let benches: [(&str, Bench); 6] = [
+    let benches: [(&str, Bench); 7] = [
         ("rate_limit", rate_limit::run),
         ("engine_overhead", engine_overhead::run),
         ("memory", memory::run),
