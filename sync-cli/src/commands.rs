@@ -8,16 +8,17 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveTime, Utc};
 use sync_core::plan::{self, JobPlan, PaceSettings, Preset, Workload};
 use sync_core::{
-    Budget, CancellationToken, CheckpointStore, Engine, Order, Probe, RateLimiter, RateLimits,
-    RunId, RunReport, RunStatus, SharedBudget, SyncMode, SyncOptions, Target, Tz, Units, Worker,
+    Budget, CancellationToken, CheckpointStore, Engine, Order, Probe, RateLimits, RunId, RunReport,
+    RunStatus, SyncMode, SyncOptions, Target, Tz, Units, Worker,
 };
 use sync_source_yclients::{CompanySources, YclientsClients};
 
+use crate::account::{budget, with_all_companies};
 use crate::cli::{
     Cli, Command, Company, ConfigAction, ConfigArgs, HistoryArgs, HistoryCommand, PlanArgs,
     RunArgs, SourceKind, TargetArgs,
 };
-use crate::config::{parse_duration, BudgetPlace, Settings};
+use crate::config::{parse_duration, Settings};
 use crate::error::{CliError, ExitCode};
 use crate::output::{note, out, outln};
 use crate::progress;
@@ -46,26 +47,6 @@ pub(crate) async fn dispatch(cli: Cli, settings: Settings) -> Result<ExitCode, C
         Command::Config(args) => config_command(&settings, args),
         Command::Demo(args) => crate::demo::run(&settings, args, plain).await,
         Command::Serve(args) => crate::serve::run(&settings, args).await,
-    }
-}
-
-/// The request budget of the streams: the documented limits at the
-/// preset's share, kept in the store (shared by every process that uses it)
-/// unless `[sync] budget = "process"` says otherwise.
-pub(crate) fn budget(
-    built: &Built,
-    utilization: f64,
-    stores: &Stores,
-    settings: &Settings,
-) -> Arc<dyn Budget> {
-    let limits = built.documented_limits.scaled(utilization);
-    match settings.budget {
-        BudgetPlace::Store => Arc::new(SharedBudget::new(
-            stores.budgets.clone(),
-            built.budget_key.clone(),
-            limits,
-        )),
-        BudgetPlace::Process => Arc::new(RateLimiter::new(limits).named(built.budget_key.clone())),
     }
 }
 
@@ -166,52 +147,6 @@ async fn jobs(
         }
     }
     Ok(jobs)
-}
-
-/// With `--company all`, the streams of every company the account manages
-/// (listed through the budget: one request); otherwise `built` as it is.
-pub(crate) async fn with_all_companies(
-    kind: SourceKind,
-    settings: &Settings,
-    args: &TargetArgs,
-    built: Built,
-    stores: &Stores,
-    budget: &Arc<dyn Budget>,
-) -> Result<Built, CliError> {
-    if !args.all_companies() || kind == SourceKind::Kennel {
-        return Ok(built);
-    }
-    let config = sources::yclients_config(settings, args)?;
-    let (_, session, companies) = sync_source_yclients::account(&config)?;
-    let engine = Engine::new(
-        Arc::new(companies),
-        stores.store.clone(),
-        stores.checkpoints.clone(),
-        budget.clone(),
-    )
-    .with_session(session);
-    let options = SyncOptions::builder().retry(built.retry.clone()).build();
-    let (keys, _) = engine.list_keys(&options).await?;
-    let ids: Vec<u64> = keys
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|k| u64::try_from(k).ok())
-        .collect();
-    if ids.is_empty() {
-        return Err(CliError::failure(
-            "--company all: the account manages no company (GET /companies?my=1 listed none)",
-        ));
-    }
-    let shown: Vec<String> = ids.iter().map(u64::to_string).collect();
-    note!(
-        "--company all: {} companies ({})",
-        ids.len(),
-        shown.join(", ")
-    );
-    tracing::info!(companies = ?ids, "the account's companies");
-    let mut args = args.clone();
-    args.companies = ids.into_iter().map(Company::Id).collect();
-    sources::build(kind, settings, &args)
 }
 
 /// How `worker` shares its runs.

@@ -1,6 +1,7 @@
 //! `sync-cli`: resumable, rate-limited synchronisation of booking data into
 //! a database. See `sync-cli --help`.
 
+mod account;
 mod cli;
 mod commands;
 mod config;

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use sync_core::{CancellationToken, SyncOptions};
 
+use crate::account::{budget, with_all_companies};
 use crate::cli::{ServeArgs, SourceKind, TargetArgs};
-use crate::commands::{budget, with_all_companies};
 use crate::config::{Settings, StoreSettings};
 use crate::error::{CliError, ExitCode};
 use crate::hooks::{self, HintWorker};
