@@ -233,7 +233,9 @@ fn sync_cli() -> Result<PathBuf, BoxError> {
 fn cli_run(cli: &Path, sim: &RunningYclientsSim, dir: &Path) -> std::process::Command {
     let c = sim.config();
     let mut cmd = std::process::Command::new(cli);
+    // The embedded store in `dir`, even when DATABASE_URL is set.
     cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
         .args(["--no-progress", "run", "--source", "yclients"])
         .args([
             "--from",
