@@ -87,20 +87,33 @@ impl RateLimiter {
     ///
     /// The slot is reserved before waiting, so concurrent callers are served
     /// in order and never share a slot. Dropping the future while it waits
-    /// leaves the slot unused, which is always safe.
+    /// leaves the slot unused, which is always safe. A caller that wakes
+    /// more than a few milliseconds after its slot (a busy machine) leaves
+    /// that slot unused and takes the next: sent late, the request could
+    /// reach the server right before the next slot's.
     pub async fn acquire(&self) {
-        let now = Instant::now();
-        let at = {
-            let mut s = self.schedule();
-            s.reserve(&self.limits, now - self.origin, &self.slow)
-        };
-        self.granted.fetch_add(1, Ordering::Relaxed);
-        let at = self.origin + at;
-        if at > now {
-            self.waited_ms
-                .fetch_add((at - now).as_millis() as u64, Ordering::Relaxed);
-            tokio::time::sleep_until(at).await;
+        const LATE: Duration = Duration::from_millis(5);
+        const TRIES: u32 = 3;
+        for attempt in 1..=TRIES {
+            let now = Instant::now();
+            let at = {
+                let mut s = self.schedule();
+                self.origin + s.reserve(&self.limits, now - self.origin, &self.slow)
+            };
+            if at > now {
+                self.waited_ms
+                    .fetch_add((at - now).as_millis() as u64, Ordering::Relaxed);
+                tokio::time::sleep_until(at).await;
+            }
+            if attempt == TRIES || Instant::now() <= at + LATE {
+                break;
+            }
+            tracing::debug!(
+                late_ms = (Instant::now() - at).as_millis() as u64,
+                "woke late for a request slot; taking the next"
+            );
         }
+        self.granted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tells the limiter the server answered 429. Every caller pauses for
