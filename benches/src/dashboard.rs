@@ -102,6 +102,7 @@ async fn one_run(
                 covered: &covered(&batch),
                 progress: Default::default(),
                 claim: None,
+                finishes_batch: true,
             })
             .await?;
         report.batches_done += 1;

@@ -135,6 +135,7 @@ async fn commit_all<S: Store + CheckpointStore>(
                 covered: &covered(batch),
                 progress: Default::default(),
                 claim: None,
+                finishes_batch: true,
             })
             .await?;
         total += c;

@@ -1,6 +1,7 @@
 //! The engine's pipeline against a paged source: pages fetched in parallel,
-//! batches stored whole, memory bounded by the batches in flight, windows
-//! sized by density, oversized windows cut again, kills and resumes.
+//! batches stored whole (large ones in parts), memory bounded by the
+//! records in flight, windows sized by density, oversized windows cut
+//! again, kills and resumes.
 //!
 //! Every test runs on a paused tokio clock.
 
@@ -45,6 +46,11 @@ struct Log {
     max_buffered: usize,
     /// Commits of a window some page of which was not answered yet.
     incomplete_commits: Vec<String>,
+    /// Records answered and records committed so far, and the most
+    /// answered but not yet committed at once.
+    answered_records: usize,
+    committed_records: usize,
+    max_held_records: usize,
 }
 
 impl Log {
@@ -178,6 +184,10 @@ impl Source for Paged {
             log.pages.insert(span.clone(), pages);
             log.answered.entry(span).or_default().insert(page);
             log.max_buffered = log.max_buffered.max(log.buffered());
+            log.answered_records += records.len();
+            log.max_held_records = log
+                .max_held_records
+                .max(log.answered_records - log.committed_records);
         }
         Ok(Page {
             records,
@@ -254,9 +264,12 @@ impl Store for Watched {
                 log.incomplete_commits.push(w.clone());
             }
         }
+        let records = batch.records.len();
         let counts = self.inner.commit(batch).await?;
+        let mut log = self.log.lock().unwrap();
+        log.committed_records += records;
         if let Some(w) = window {
-            self.log.lock().unwrap().committed.insert(w);
+            log.committed.insert(w);
         }
         Ok(counts)
     }
@@ -485,6 +498,88 @@ async fn memory_is_bounded_by_the_batches_in_flight() {
     // one being stored while the next is fetched.
     assert!(buffered <= 4 + 1, "{buffered} windows held at once");
     assert!(buffered >= 2, "the store and the source work at once");
+}
+
+/// Windows of 10,000 records (an explicit batch size of 20 days), 100 a
+/// page.
+fn large_windows(name: &str, windows: u32) -> (Arc<Paged>, Arc<Watched>, Target, SyncOptions) {
+    let counts = flat(20 * windows, 500);
+    let mut source = Paged::new(name, Windows::Fixed { days: 1 }, 100, &counts);
+    source.latency = Duration::from_millis(10);
+    let source = Arc::new(source);
+    let store = Arc::new(Watched::new(&source));
+    // A store slower than the source: the batches must wait for it.
+    store.inner.set_commit_delay(Duration::from_millis(200));
+    let mut opts = options(4);
+    opts.batch_size = NonZeroU32::new(20);
+    (source, store, target_of(&counts), opts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_batch_is_stored_in_parts_as_its_pages_come_in() {
+    let (source, store, target, opts) = large_windows("parts", 3);
+    let report = engine(&source, &store, RateLimiter::unlimited())
+        .run(&target, &opts)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed, "{:?}", report.errors);
+    assert_eq!(report.requests, 300);
+    assert_eq!(report.batches_done, 3, "one batch each, however many parts");
+    assert_eq!(report.counts.created, 30_000);
+    assert_all_stored(&store, &source).await;
+    assert!(
+        store.inner.commit_count() >= 20,
+        "stored in parts of 1,000 to 1,400: {} commits",
+        store.inner.commit_count()
+    );
+    // One bound for all the batches in flight together, not one per batch:
+    // 4,000 in the batches (fetched, or in a part being stored), the pages
+    // in flight and a batch's last part being stored. Without it: 7,800.
+    let held = source.log().max_held_records;
+    assert!(
+        (1_000..=6_000).contains(&held),
+        "{held} records held at once of 30,000"
+    );
+    let row = store.inner.run(&report.id).await.unwrap().unwrap();
+    assert_eq!((row.batches_done, row.counts), (3, report.counts));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_large_batch_killed_after_some_parts_covers_nothing_and_the_resume_is_exact() {
+    let (source, store, target, opts) = large_windows("parts-kill", 1);
+    let engine = engine(&source, &store, RateLimiter::unlimited());
+    let killed = tokio::time::timeout(Duration::from_millis(300), engine.run(&target, &opts)).await;
+    assert!(killed.is_err(), "the run was killed before it ended");
+    store.take_over_dead_leases().await;
+    let covered = store.inner.coverage(&source.stream).await.unwrap();
+    assert!(
+        covered.is_empty(),
+        "a batch is covered only by its last part"
+    );
+    let stored = store.inner.records_of_source(&source.stream.source);
+    assert!(
+        (1_000..10_000).contains(&stored.len()),
+        "{} records stored by the killed run's parts",
+        stored.len()
+    );
+    let known: BTreeSet<&str> = source
+        .records
+        .values()
+        .flatten()
+        .map(|r| r.external_id.as_str())
+        .collect();
+    assert!(stored
+        .iter()
+        .all(|r| known.contains(r.external_id.as_str())));
+
+    let resumed = engine.run(&target, &opts).await.unwrap();
+    assert_eq!(resumed.status, RunStatus::Completed, "{:?}", resumed.errors);
+    assert_all_stored(&store, &source).await;
+    assert_eq!(
+        (resumed.counts.created, resumed.counts.unchanged),
+        (10_000 - stored.len() as u64, stored.len() as u64),
+        "the stored parts are found unchanged, nothing twice"
+    );
 }
 
 #[tokio::test(start_paused = true)]

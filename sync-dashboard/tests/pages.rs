@@ -56,6 +56,7 @@ async fn filled() -> (Arc<MemoryStore>, StreamId, String) {
                 covered: &covered,
                 progress: Default::default(),
                 claim: None,
+                finishes_batch: true,
             })
             .await
             .unwrap();

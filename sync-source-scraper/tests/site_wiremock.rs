@@ -232,6 +232,7 @@ async fn commit(store: &MemoryStore, source: &ScraperSource, records: &[Record],
             covered: &covered,
             progress: Default::default(),
             claim: None,
+            finishes_batch: true,
         })
         .await
         .unwrap();

@@ -123,6 +123,7 @@ async fn seed(store: &MemoryStore, source: &dyn Source, records: Vec<Record>) {
             covered: &covered,
             progress: RunProgress::default(),
             claim: None,
+            finishes_batch: true,
         })
         .await
         .unwrap();

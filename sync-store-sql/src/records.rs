@@ -213,16 +213,7 @@ impl<D: Dialect> SqlStore<D> {
                 .await
                 .doing("writing the batch's changed records")?;
         }
-        Self::finish_commit(
-            &mut *tx,
-            batch.stream,
-            batch.covered,
-            ctx.now,
-            &batch.run.0,
-            plan.counts,
-            batch.progress,
-        )
-        .await?;
+        Self::finish_commit(&mut *tx, &batch, ctx.now, plan.counts).await?;
         if let Some(claim) = batch.claim {
             crate::queue::complete::<D>(&mut tx, claim).await?;
         }

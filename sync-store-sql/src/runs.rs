@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sync_core::{
-    ChangeKind, Coverage, FieldChange, RecordChange, RecordCounts, RunId, RunProgress, RunReport,
-    RunStatus, StreamId, SyncError, SyncMode,
+    BatchCommit, ChangeKind, FieldChange, RecordChange, RecordCounts, RunId, RunReport, RunStatus,
+    StreamId, SyncError, SyncMode,
 };
 
 use crate::db::{Arg, SqlDb};
@@ -120,16 +120,15 @@ impl<D: Dialect> SqlStore<D> {
     /// counters never go back. One statement where the dialect allows.
     pub(crate) async fn finish_commit(
         conn: &mut <D::Db as sqlx::Database>::Connection,
-        stream: &StreamId,
-        covered: &Coverage,
+        batch: &BatchCommit<'_>,
         at: DateTime<Utc>,
-        run: &str,
         counts: RecordCounts,
-        progress: RunProgress,
     ) -> Result<(), Error> {
         let n = |v: u64| Arg::Int(to_i64(v));
+        let stream = batch.stream;
+        let progress = batch.progress;
         let mut args = vec![
-            Arg::Str(run),
+            Arg::Str(&batch.run.0),
             n(counts.created),
             n(counts.updated),
             n(counts.unchanged),
@@ -137,8 +136,9 @@ impl<D: Dialect> SqlStore<D> {
             n(progress.requests),
             n(progress.rate_limited),
             n(progress.retries),
+            n(u64::from(batch.finishes_batch)),
         ];
-        let ranges = Self::range_rows(covered, at);
+        let ranges = Self::range_rows(batch.covered, at);
         let mut sql = String::new();
         if D::WRITES_IN_WITH && !ranges.is_empty() && ranges.len() * 8 + args.len() <= D::MAX_BIND {
             let (insert, range_args) = Self::ranges_insert(stream, &ranges, args.len() + 1);
@@ -150,7 +150,7 @@ impl<D: Dialect> SqlStore<D> {
         sql.push_str(
             "UPDATE runs SET created = created + $2, updated = updated + $3, \
              unchanged = unchanged + $4, deleted = deleted + $5, \
-             batches_done = batches_done + 1, \
+             batches_done = batches_done + $9, \
              requests = CASE WHEN requests < $6 THEN $6 ELSE requests END, \
              rate_limited = CASE WHEN rate_limited < $7 THEN $7 ELSE rate_limited END, \
              retries = CASE WHEN retries < $8 THEN $8 ELSE retries END \

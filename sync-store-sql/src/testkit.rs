@@ -100,6 +100,7 @@ async fn commit(
             covered,
             progress: RunProgress::default(),
             claim: None,
+            finishes_batch: true,
         })
         .await
 }

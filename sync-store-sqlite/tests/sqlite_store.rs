@@ -74,6 +74,7 @@ async fn commit(
             covered,
             progress: Default::default(),
             claim: None,
+            finishes_batch: true,
         })
         .await
 }

@@ -49,12 +49,7 @@ impl Env<'_> {
     /// Stores a batch (or counts it, in a dry run), retrying temporary store
     /// failures. Long waits are announced by the caller, which watches the
     /// whole commit, backoffs included.
-    async fn commit(
-        &self,
-        batch: &Batch,
-        records: &[Record],
-        claim: Option<ClaimId>,
-    ) -> Result<RecordCounts> {
+    async fn commit(&self, batch: &Batch, records: &[Record], part: &Part) -> Result<RecordCounts> {
         let what = || format!("the store to commit {} of {}", batch.span, self.stream);
         let ctx = self.ctx.without_notice();
         if self.options.dry_run {
@@ -64,7 +59,10 @@ impl Env<'_> {
                 .retry(&ctx, what, || self.classify(records))
                 .await;
         }
-        let covered = batch.covered_units();
+        let (covered, claim) = match part {
+            Part::Earlier(_) => (Coverage::default(), None),
+            Part::Last { claim, .. } => (batch.covered_units(), *claim),
+        };
         let meter = self.ctx.meter();
         let commit = BatchCommit {
             run: &self.run,
@@ -77,6 +75,7 @@ impl Env<'_> {
                 retries: meter.retries(),
             },
             claim,
+            finishes_batch: matches!(part, Part::Last { .. }),
         };
         self.options
             .retry
@@ -141,6 +140,16 @@ enum Next {
 /// How often a worker that finds nothing to claim looks again.
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
 
+/// Records a batch holds before they are stored as a part of it: a batch
+/// far larger than a page (an explicit `--batch-size` of a year) is stored
+/// as it comes in, so memory follows the pages in flight, not the batch.
+const PART_RECORDS: usize = 1_000;
+
+/// Records the batches in flight may hold at most (fetched, or in a part
+/// being stored) before only the oldest of them fetches more and no new one
+/// starts: a few batches of a year each must not hold a few parts each.
+const HELD_RECORDS: usize = 4 * PART_RECORDS;
+
 /// A batch being fetched.
 struct Slot {
     batch: Batch,
@@ -148,21 +157,56 @@ struct Slot {
     /// Requests still to send (`None`: the first).
     pending: VecDeque<Option<Cursor>>,
     in_flight: usize,
+    /// Records fetched and not yet stored.
     records: Vec<Record>,
+    /// Records of the earlier part being stored (one part at a time; 0:
+    /// none).
+    storing: usize,
+    /// Records and their counts in the parts stored so far.
+    stored_records: u64,
+    stored_counts: RecordCounts,
     /// The density was learnt from its first page already.
     observed: bool,
     failed: bool,
     started: Instant,
 }
 
+impl Slot {
+    /// A part of the batch is being stored and the next one is full: the
+    /// batch waits for the store before it fetches more.
+    fn waits_for_the_store(&self) -> bool {
+        self.storing > 0 && self.records.len() >= PART_RECORDS
+    }
+
+    /// Records it holds in memory.
+    fn held(&self) -> usize {
+        self.records.len() + self.storing
+    }
+}
+
 type PageDone = (u64, Option<Cursor>, Duration, Result<Page>);
-type CommitDone = (Batch, Result<RecordCounts>);
+type CommitDone = (Batch, Part, Result<RecordCounts>);
+
+/// Which part of its batch a commit stores.
+enum Part {
+    /// Records of a batch still being fetched (its slot's number): nothing
+    /// is covered yet.
+    Earlier(u64),
+    /// The batch's last (or only) records, with its coverage and claim.
+    Last {
+        claim: Option<ClaimId>,
+        /// What the earlier parts stored.
+        earlier: RecordCounts,
+    },
+}
+
+/// Records to store, and which part of their batch they are.
+struct ToStore(Batch, Vec<Record>, Part);
 
 /// What to do about a page, once taken in.
 enum AfterPage {
     Nothing,
-    /// The batch is whole: store it.
-    Store(Batch, Vec<Record>, Option<ClaimId>),
+    Store(ToStore),
     /// Give a worker's batch back to the queue (failed, or replaced).
     Release(ClaimId, Vec<Batch>),
 }
@@ -260,15 +304,30 @@ impl<'a> Pipeline<'a> {
         self.slots.values().map(|s| s.in_flight).sum()
     }
 
-    /// The next request to send: the oldest batch's first.
+    fn held_records(&self) -> usize {
+        self.slots.values().map(Slot::held).sum()
+    }
+
+    /// The next request to send: the oldest batch's first; only the oldest
+    /// batch's when the batches hold their most records.
     fn next_request(&mut self) -> Option<(u64, Batch, Option<Cursor>)> {
+        let only_the_oldest = self.held_records() >= HELD_RECORDS;
         for (&id, slot) in self.slots.iter_mut() {
             if slot.failed {
+                continue;
+            }
+            if slot.waits_for_the_store() {
+                if only_the_oldest {
+                    return None;
+                }
                 continue;
             }
             if let Some(cursor) = slot.pending.pop_front() {
                 slot.in_flight += 1;
                 return Some((id, slot.batch.clone(), cursor));
+            }
+            if only_the_oldest {
+                return None;
             }
         }
         None
@@ -276,9 +335,12 @@ impl<'a> Pipeline<'a> {
 
     /// Whether another batch may start: memory holds the batches being
     /// fetched and those being stored, so both count against the depth (a
-    /// slow store must not let the fetched batches pile up).
+    /// slow store must not let the fetched batches pile up), and none
+    /// starts while a large batch waits for the store.
     fn may_start_batch(&self, now: Instant) -> bool {
         !self.stop.is_cancelled()
+            && !self.slots.values().any(Slot::waits_for_the_store)
+            && self.held_records() < HELD_RECORDS
             && !self.exhausted
             && self.paused_until.is_none_or(|p| now >= p)
             && self.look_again.is_none_or(|t| now >= t)
@@ -349,6 +411,9 @@ impl<'a> Pipeline<'a> {
                 pending: VecDeque::from([None]),
                 in_flight: 0,
                 records: Vec::new(),
+                storing: 0,
+                stored_records: 0,
+                stored_counts: RecordCounts::default(),
                 observed: false,
                 failed: false,
                 started: Instant::now(),
@@ -442,14 +507,19 @@ impl<'a> Pipeline<'a> {
                 Some(done) = pages.next(), if !pages.is_empty() => {
                     match self.on_page(done, report) {
                         AfterPage::Nothing => {}
-                        AfterPage::Store(batch, records, claim) => {
+                        AfterPage::Store(job) => {
                             self.committing += 1;
-                            commits.push(Box::pin(store(env, batch, records, claim)));
+                            commits.push(Box::pin(store(env, job)));
                         }
                         AfterPage::Release(claim, replacement) => self.release(claim, &replacement).await,
                     }
                 }
-                Some(done) = commits.next(), if !commits.is_empty() => self.on_commit(done, report),
+                Some(done) = commits.next(), if !commits.is_empty() => {
+                    if let Some(job) = self.on_commit(done, report) {
+                        self.committing += 1;
+                        commits.push(Box::pin(store(env, job)));
+                    }
+                }
                 _ = tokio::time::sleep_until(pause.unwrap_or_else(Instant::now)), if pause.is_some() => {}
                 _ = heartbeat.tick(), if matches!(self.feed, Feed::Queue(_)) => self.heartbeat().await,
                 _ = self.stop.cancelled(), if !dropped => {}
@@ -556,27 +626,68 @@ impl<'a> Pipeline<'a> {
         }
         slot.records.extend(page.records);
         slot.pending.extend(page.more.into_iter().map(Some));
-        if !slot.pending.is_empty() || slot.in_flight > 0 {
-            return AfterPage::Nothing;
+        match self.next_part(id) {
+            Some(job) => AfterPage::Store(job),
+            None => AfterPage::Nothing,
         }
-        let Some(slot) = self.slots.remove(&id) else {
-            return AfterPage::Nothing;
-        };
-        if !slot.observed {
-            let items = slot.records.len() as u64;
-            self.work.observe(&slot.batch, items);
-        }
-        tracing::debug!(run_id = %env.run, batch = slot.batch.index, records = slot.records.len(), fetch_ms = slot.started.elapsed().as_millis() as u64, "batch fetched");
-        AfterPage::Store(slot.batch, slot.records, slot.claim)
     }
 
-    fn on_commit(&mut self, (batch, result): CommitDone, report: &mut RunReport) {
+    /// What of slot `id` to store now: the rest of it when all its pages
+    /// are in and no earlier part is being stored, a part when it holds
+    /// enough records, otherwise nothing.
+    fn next_part(&mut self, id: u64) -> Option<ToStore> {
+        let slot = self.slots.get_mut(&id)?;
+        if slot.failed || slot.storing > 0 {
+            return None;
+        }
+        if !slot.pending.is_empty() || slot.in_flight > 0 {
+            if slot.records.len() < PART_RECORDS {
+                return None;
+            }
+            let records = std::mem::take(&mut slot.records);
+            slot.storing = records.len();
+            slot.stored_records += records.len() as u64;
+            tracing::debug!(run_id = %self.env.run, batch = slot.batch.index, records = records.len(), "storing a part of a large batch");
+            return Some(ToStore(slot.batch.clone(), records, Part::Earlier(id)));
+        }
+        let slot = self.slots.remove(&id)?;
+        let fetched = slot.stored_records + slot.records.len() as u64;
+        if !slot.observed {
+            self.work.observe(&slot.batch, fetched);
+        }
+        tracing::debug!(run_id = %self.env.run, batch = slot.batch.index, records = fetched, fetch_ms = slot.started.elapsed().as_millis() as u64, "batch fetched");
+        let last = Part::Last {
+            claim: slot.claim,
+            earlier: slot.stored_counts,
+        };
+        Some(ToStore(slot.batch, slot.records, last))
+    }
+
+    /// Takes a finished commit in; says what to store next (the rest of a
+    /// batch whose earlier part was just stored).
+    fn on_commit(
+        &mut self,
+        (batch, part, result): CommitDone,
+        report: &mut RunReport,
+    ) -> Option<ToStore> {
         self.committing -= 1;
         let env = self.env;
         let index = batch.index;
-        match result {
-            Ok(counts) => {
+        match (result, part) {
+            (Ok(counts), Part::Earlier(id)) => {
                 report.counts += counts;
+                let slot = self.slots.get_mut(&id)?;
+                slot.storing = 0;
+                slot.stored_counts += counts;
+                if slot.failed {
+                    return None;
+                }
+                self.next_part(id)
+            }
+            (Ok(last), Part::Last { earlier, .. }) => {
+                report.counts += last;
+                let mut counts = earlier;
+                counts += last;
                 report.batches_done += 1;
                 self.batches_done += 1;
                 self.covered.extend(&batch.covered_units());
@@ -600,12 +711,14 @@ impl<'a> Pipeline<'a> {
                         eta: eta(requests, left, elapsed),
                     },
                 );
+                None
             }
-            Err(SyncError::Cancelled) => {}
-            Err(error) => {
+            (Err(SyncError::Cancelled), _) => None,
+            (Err(error), _) => {
                 tracing::warn!(run_id = %env.run, stream = %env.stream, batch = index, span = %batch.span, error_kind = error.kind(), error = %error, "commit failed; run stops");
                 self.stop.cancel();
                 self.fatal.get_or_insert(error);
+                None
             }
         }
     }
@@ -648,18 +761,13 @@ async fn fetch(env: &Env<'_>, id: u64, batch: Batch, cursor: Option<Cursor>) -> 
     (id, cursor, round_trip, result)
 }
 
-/// Stores a whole batch. Not cancellable: a commit under way finishes (or
-/// its transaction rolls back), so the checkpoint is never ahead of the
-/// data.
-async fn store(
-    env: &Env<'_>,
-    batch: Batch,
-    records: Vec<Record>,
-    claim: Option<ClaimId>,
-) -> CommitDone {
+/// Stores a batch, or a part of it. Not cancellable: a commit under way
+/// finishes (or its transaction rolls back), so the checkpoint is never
+/// ahead of the data.
+async fn store(env: &Env<'_>, ToStore(batch, records, part): ToStore) -> CommitDone {
     let what = || format!("the store to commit {} of {}", batch.span, env.stream);
-    let result = watched(env.commit(&batch, &records, claim), what, env.ctx.notice()).await;
-    (batch, result)
+    let result = watched(env.commit(&batch, &records, &part), what, env.ctx.notice()).await;
+    (batch, part, result)
 }
 
 /// Errors of the source that no other batch could get past.

@@ -41,13 +41,18 @@ pub struct BatchCommit<'a> {
     pub covered: &'a Coverage,
     /// The run's counters, written to its row in the same transaction: the
     /// row's record counts grow by this commit's counts, its stored batches
-    /// by one, and its requests, 429s and retries become these (they only
+    /// by one (when it [finishes](Self::finishes_batch) a batch), and its requests, 429s and retries become these (they only
     /// grow).
     pub progress: RunProgress,
     /// The queued batch this commit completes (a worker's), marked done in
     /// the same transaction: a batch is done exactly when its records are
     /// stored.
     pub claim: Option<ClaimId>,
+    /// Whether this commit finishes its batch. A batch too large to hold
+    /// in memory is committed in parts as its pages come in: the earlier
+    /// parts store records only (nothing covered, no claim, the run's
+    /// stored batches do not grow); the last carries the coverage.
+    pub finishes_batch: bool,
 }
 
 /// Which stored records a source wants to see.

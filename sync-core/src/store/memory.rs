@@ -245,7 +245,7 @@ impl Store for MemoryStore {
         }
         if let Some(run) = inner.runs.iter_mut().find(|r| &r.id == batch.run) {
             run.counts += plan.counts;
-            run.batches_done += 1;
+            run.batches_done += u64::from(batch.finishes_batch);
             run.requests = run.requests.max(batch.progress.requests);
             run.rate_limited = run.rate_limited.max(batch.progress.rate_limited);
             run.retries = run.retries.max(batch.progress.retries);
@@ -641,6 +641,7 @@ mod tests {
             covered: &covered,
             progress: RunProgress::default(),
             claim: None,
+            finishes_batch: true,
         };
         store.fail_next_commits(1, CommitFault::Retryable);
         store.fail_next_commits(1, CommitFault::Fatal);

@@ -66,6 +66,7 @@ pub async fn run_all(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
     sources_do_not_collide(store, checkpoints).await;
     payload_round_trip(store, checkpoints).await;
     progress_in_the_run_row(store, checkpoints).await;
+    batch_in_parts(store, checkpoints).await;
     last_checked_days(store, checkpoints).await;
 }
 
@@ -187,6 +188,7 @@ async fn commit_with(
         covered,
         progress,
         claim: None,
+        finishes_batch: true,
     };
     ok(check, "commit", store.commit(batch).await)
 }
@@ -1218,6 +1220,55 @@ pub async fn progress_in_the_run_row(store: &dyn Store, checkpoints: &dyn Checkp
     );
 }
 
+/// A batch committed in parts: the earlier part stores its records and
+/// counts them, covers nothing and is not a stored batch; the last covers
+/// the batch's units and counts as one batch.
+pub async fn batch_in_parts(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
+    const CHECK: &str = "batch_in_parts";
+    let stream = unique_stream(CHECK);
+    let run = begin(CHECK, checkpoints, &stream).await;
+    let earlier = [
+        visit("a", 1, json!({"n": 1})),
+        visit("b", 2, json!({"n": 2})),
+    ];
+    let nothing = Coverage::default();
+    let part = BatchCommit {
+        run: &run.id,
+        stream: &run.stream,
+        records: &earlier,
+        covered: &nothing,
+        progress: RunProgress::default(),
+        claim: None,
+        finishes_batch: false,
+    };
+    let c = ok(
+        CHECK,
+        "commit of the earlier part",
+        store.commit(part).await,
+    );
+    assert_eq!(c, counts(2, 0, 0, 0), "testkit::{CHECK}: earlier part");
+    assert_coverage(CHECK, checkpoints, &stream, &nothing).await;
+    let found = stored_by_ids(CHECK, store, &stream, ENTITY, &["a", "b"]).await;
+    assert_stored(CHECK, &found, &earlier.iter().collect::<Vec<_>>());
+    let row = ok(CHECK, "run", checkpoints.run(&run.id).await);
+    assert_eq!(
+        row.map(|r| (r.counts, r.batches_done)),
+        Some((counts(2, 0, 0, 0), 0)),
+        "testkit::{CHECK}: run row after the earlier part (counts, batches)"
+    );
+
+    let last = [visit("c", 2, json!({"n": 3}))];
+    commit(CHECK, store, &run, &last, &days(1, 2)).await;
+    assert_coverage(CHECK, checkpoints, &stream, &days(1, 2)).await;
+    let row = ok(CHECK, "run", checkpoints.run(&run.id).await);
+    assert_eq!(
+        row.map(|r| (r.counts, r.batches_done)),
+        Some((counts(3, 0, 0, 0), 1)),
+        "testkit::{CHECK}: run row after the last part (counts, batches)"
+    );
+    finish(CHECK, checkpoints, run).await;
+}
+
 /// `last_checked` gives, for covered days only, the time of the last commit
 /// that covered each day; clearing coverage forgets it.
 pub async fn last_checked_days(store: &dyn Store, checkpoints: &dyn CheckpointStore) {
@@ -1469,6 +1520,7 @@ pub async fn queue_checks(
                 covered: &covered,
                 progress: RunProgress::default(),
                 claim: Some(a.id),
+                finishes_batch: true,
             })
             .await,
     );
