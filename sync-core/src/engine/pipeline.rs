@@ -141,14 +141,16 @@ enum Next {
 const LOOK_AGAIN: Duration = Duration::from_secs(2);
 
 /// Records a batch holds before they are stored as a part of it: a batch
-/// far larger than a page (an explicit `--batch-size` of a year) is stored
-/// as it comes in, so memory follows the pages in flight, not the batch.
-const PART_RECORDS: usize = 1_000;
+/// far larger than a window by density (a few pages; an explicit
+/// `--batch-size` of a year) is stored as it comes in, so memory follows
+/// the pages in flight, not the batch. Windows by density stay whole.
+const PART_RECORDS: usize = 2_000;
 
-/// Records the batches in flight may hold at most (fetched, or in a part
-/// being stored) before only the oldest of them fetches more and no new one
-/// starts: a few batches of a year each must not hold a few parts each.
-const HELD_RECORDS: usize = 4 * PART_RECORDS;
+/// Records the batches stored in parts may hold together (fetched, or in a
+/// part being stored) before only the oldest batch fetches more and no new
+/// one starts: a few batches of a year each must not hold a few parts
+/// each. Batches of about a window are bounded by the depth alone.
+const HELD_RECORDS: usize = 2 * PART_RECORDS;
 
 /// A batch being fetched.
 struct Slot {
@@ -178,9 +180,13 @@ impl Slot {
         self.storing > 0 && self.records.len() >= PART_RECORDS
     }
 
-    /// Records it holds in memory.
-    fn held(&self) -> usize {
-        self.records.len() + self.storing
+    /// Records it holds in memory, if it is stored in parts.
+    fn held_in_parts(&self) -> usize {
+        if self.storing > 0 || self.stored_records > 0 {
+            self.records.len() + self.storing
+        } else {
+            0
+        }
     }
 }
 
@@ -304,14 +310,14 @@ impl<'a> Pipeline<'a> {
         self.slots.values().map(|s| s.in_flight).sum()
     }
 
-    fn held_records(&self) -> usize {
-        self.slots.values().map(Slot::held).sum()
+    fn held_in_parts(&self) -> usize {
+        self.slots.values().map(Slot::held_in_parts).sum()
     }
 
     /// The next request to send: the oldest batch's first; only the oldest
-    /// batch's when the batches hold their most records.
+    /// batch's when the batches stored in parts hold their most records.
     fn next_request(&mut self) -> Option<(u64, Batch, Option<Cursor>)> {
-        let only_the_oldest = self.held_records() >= HELD_RECORDS;
+        let only_the_oldest = self.held_in_parts() >= HELD_RECORDS;
         for (&id, slot) in self.slots.iter_mut() {
             if slot.failed {
                 continue;
@@ -340,7 +346,7 @@ impl<'a> Pipeline<'a> {
     fn may_start_batch(&self, now: Instant) -> bool {
         !self.stop.is_cancelled()
             && !self.slots.values().any(Slot::waits_for_the_store)
-            && self.held_records() < HELD_RECORDS
+            && self.held_in_parts() < HELD_RECORDS
             && !self.exhausted
             && self.paused_until.is_none_or(|p| now >= p)
             && self.look_again.is_none_or(|t| now >= t)
