@@ -88,11 +88,13 @@ impl RateLimiter {
     /// The slot is reserved before waiting, so concurrent callers are served
     /// in order and never share a slot. Dropping the future while it waits
     /// leaves the slot unused, which is always safe. A caller that wakes
-    /// more than a few milliseconds after its slot (a busy machine) leaves
-    /// that slot unused and takes the next: sent late, the request could
-    /// reach the server right before the next slot's.
+    /// more than 10 ms after its slot (a busy machine) leaves that slot
+    /// unused and takes the next: sent later, the request could reach the
+    /// server right before the next slot's. 10 ms is half the windows'
+    /// guard; less gives up slots to the few milliseconds a busy task
+    /// delays a wake-up.
     pub async fn acquire(&self) {
-        const LATE: Duration = Duration::from_millis(5);
+        const LATE: Duration = Duration::from_millis(10);
         const TRIES: u32 = 3;
         for attempt in 1..=TRIES {
             let now = Instant::now();
