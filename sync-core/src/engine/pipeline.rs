@@ -322,15 +322,11 @@ impl<'a> Pipeline<'a> {
             if slot.failed {
                 continue;
             }
-            if slot.waits_for_the_store() {
-                if only_the_oldest {
-                    return None;
+            if !slot.waits_for_the_store() {
+                if let Some(cursor) = slot.pending.pop_front() {
+                    slot.in_flight += 1;
+                    return Some((id, slot.batch.clone(), cursor));
                 }
-                continue;
-            }
-            if let Some(cursor) = slot.pending.pop_front() {
-                slot.in_flight += 1;
-                return Some((id, slot.batch.clone(), cursor));
             }
             if only_the_oldest {
                 return None;
@@ -342,10 +338,10 @@ impl<'a> Pipeline<'a> {
     /// Whether another batch may start: memory holds the batches being
     /// fetched and those being stored, so both count against the depth (a
     /// slow store must not let the fetched batches pile up), and none
-    /// starts while a large batch waits for the store.
+    /// starts while the batches stored in parts hold their most records (as
+    /// they do while one waits for the store).
     fn may_start_batch(&self, now: Instant) -> bool {
         !self.stop.is_cancelled()
-            && !self.slots.values().any(Slot::waits_for_the_store)
             && self.held_in_parts() < HELD_RECORDS
             && !self.exhausted
             && self.paused_until.is_none_or(|p| now >= p)
